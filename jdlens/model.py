@@ -1,0 +1,118 @@
+"""JDLensClassifier: the one model class that training writes and serving loads.
+
+A saved model is a plain Hugging Face `*ForSequenceClassification` folder (safetensors weights,
+tokenizer, `id2label` = the 5 roles then the 3 flags) plus `jdlens.json` (flag thresholds, base model,
+metrics). Any tool that reads HF folders can load it; jdlens reads weights from safetensors only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jdlens.labels import FLAGS, ID2LABEL, LABEL2ID, NUM_ROLES, ROLES
+
+META_FILE = "jdlens.json"
+
+
+def sentence_predictions(
+    texts: list[str], role_p: np.ndarray, flag_p: np.ndarray, thresholds: dict[str, float]
+) -> list[dict[str, Any]]:
+    """Probabilities -> the per-sentence output format of `jdlens predict`."""
+    out = []
+    for text, rp, fp in zip(texts, role_p, flag_p, strict=True):
+        out.append(
+            {
+                "text": text,
+                "role": ROLES[int(np.argmax(rp))],
+                "role_scores": {r: round(float(p), 6) for r, p in zip(ROLES, rp, strict=True)},
+                "flags": [f for f, p in zip(FLAGS, fp, strict=True) if p >= thresholds.get(f, 0.5)],
+                "flag_scores": {f: round(float(p), 6) for f, p in zip(FLAGS, fp, strict=True)},
+            }
+        )
+    return out
+
+
+def split_logits(logits: Any) -> tuple[np.ndarray, np.ndarray]:
+    """8 raw logits -> softmax over the 5 roles, sigmoid over the 3 flags."""
+    logits = np.asarray(logits, dtype=np.float64)
+    roles = logits[:, :NUM_ROLES]
+    roles = np.exp(roles - roles.max(axis=1, keepdims=True))
+    roles /= roles.sum(axis=1, keepdims=True)
+    flags = 1.0 / (1.0 + np.exp(-logits[:, NUM_ROLES:]))
+    return roles, flags
+
+
+class JDLensClassifier:
+    """Sentence classifier over a sequence-classification encoder (`predict`, `predict_proba`, `save`, `load`)."""
+
+    def __init__(self, model: Any, tokenizer: Any, meta: dict[str, Any] | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.meta = meta or {}
+        self.flag_thresholds: dict[str, float] = {f: 0.5 for f in FLAGS} | self.meta.get("flag_thresholds", {})
+        self.name = self.meta.get("name", "jdlens")
+        self.version = self.meta.get("version")
+        self.batch_size = 32
+        self.max_length = int(self.meta.get("max_length", 128))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, quantize: str | None = None) -> JDLensClassifier:
+        """Load a saved folder; `quantize='int8'` applies torch dynamic int8 quantisation to Linear layers."""
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        path = Path(path)
+        if not (path / "model.safetensors").exists():
+            raise FileNotFoundError(f"{path} has no model.safetensors (jdlens loads weights from safetensors only)")
+        meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).exists() else {}
+        model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if quantize == "int8":
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        elif quantize:
+            raise ValueError(f"unknown quantize mode {quantize!r} (use 'int8' or nothing)")
+        if device:
+            model.to(device)
+        return cls(model, tokenizer, meta)
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.config.id2label = dict(ID2LABEL)
+        self.model.config.label2id = dict(LABEL2ID)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+        (path / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True))
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """Raw 8-way logits, in input order; batches are length-sorted and padded per batch."""
+        import torch
+
+        if not texts:
+            return np.zeros((0, len(ID2LABEL)), dtype=np.float32)
+        device = next(self.model.parameters()).device
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(ID2LABEL)), dtype=np.float32)
+        with torch.inference_mode():
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                enc = self.tokenizer(
+                    [texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                ).to(device)
+                out[idx] = self.model(**enc).logits.float().cpu().numpy()
+        return out
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return split_logits(self.logits(texts))
+
+    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        role_p, flag_p = self.predict_proba(texts)
+        return sentence_predictions(texts, role_p, flag_p, self.flag_thresholds)

@@ -1,0 +1,211 @@
+"""Sentence predictions -> the JD report: role type, mistakes with evidence and fixes, score, pay, interviews.
+
+The JD-level rules follow LABELS.md; their thresholds live in `configs/report.yaml` (tuned on the dev JDs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jdlens.config import load_config, repo_root
+from jdlens.labels import ROLE_SPECIFIC
+from jdlens.role_facts import (
+    INTERVIEW_PLANS,
+    ROLE_TITLES,
+    SALARY_BANDS,
+    SENIORITY_EXAMPLES,
+    SPECIFIC_EXAMPLES,
+)
+
+
+@dataclass
+class ReportConfig:
+    # A JD is `mixed` when two or more role types each hold at least this share of role-specific sentences.
+    mixed_min_share: float = 0.25
+    # Below this many role-specific sentences a second role cannot make the JD mixed.
+    mixed_min_sentences: int = 2
+    # A heading that matches this makes the items under it optional (a PhD there is no mistake).
+    optional_heading_pattern: str = (
+        r"prefer|nice|bonus|plus|ideal|extra|desirable|great|optional|not required|would be|added advantage"
+    )
+    # A requirement sentence that matches this is a concrete seniority signal.
+    concrete_seniority_pattern: str = (
+        r"\b(shipped|taken|took|led|leading|owned|launched|scaled|deployed|built|delivered|grown|grew|"
+        r"managed|mentored|drove|run|ran)\b.{0,120}(\d|production|team|users|customers|requests|launch)"
+    )
+    score_penalties: dict[str, int] = field(
+        default_factory=lambda: {
+            "mixed_roles": 35,
+            "phd_for_non_research": 20,
+            "buzzwords": 15,
+            "vague_seniority": 15,
+        }
+    )
+    # Each buzzword sentence past the first costs this many more points, up to this cap.
+    extra_buzzword_penalty: int = 3
+    extra_buzzword_cap: int = 15
+
+    def validate(self) -> None:
+        if not 0 < self.mixed_min_share <= 0.5:
+            raise ValueError("mixed_min_share must be in (0, 0.5]")
+        re.compile(self.optional_heading_pattern)
+        re.compile(self.concrete_seniority_pattern)
+
+
+def load_report_config(path: Path | None = None) -> ReportConfig:
+    path = path or repo_root() / "configs" / "report.yaml"
+    return load_config(ReportConfig, path if path.exists() else None)
+
+
+def _evidence(sentences: list[dict[str, Any]], idx: list[int]) -> list[dict[str, Any]]:
+    return [
+        {"index": i, "text": sentences[i]["text"], "start": sentences[i]["start"], "end": sentences[i]["end"]}
+        for i in idx
+    ]
+
+
+def role_shares(sentences: list[dict[str, Any]]) -> dict[str, float]:
+    counts = Counter(s["role"] for s in sentences if s["role"] in ROLE_SPECIFIC)
+    total = sum(counts.values())
+    if total == 0:
+        return dict.fromkeys(ROLE_SPECIFIC, 0.0)
+    return {r: round(counts[r] / total, 4) for r in ROLE_SPECIFIC}
+
+
+def decide_role_type(sentences: list[dict[str, Any]], cfg: ReportConfig) -> tuple[str, dict[str, float]]:
+    shares = role_shares(sentences)
+    counts = Counter(s["role"] for s in sentences if s["role"] in ROLE_SPECIFIC)
+    if not counts:
+        # No role-specific sentence: fall back to the summed role probabilities of the whole JD.
+        mass = {r: sum(s["role_scores"][r] for s in sentences) for r in ROLE_SPECIFIC}
+        return max(mass, key=mass.__getitem__), shares
+    big = [r for r in ROLE_SPECIFIC if shares[r] >= cfg.mixed_min_share and counts[r] >= cfg.mixed_min_sentences]
+    if len(big) >= 2:
+        return "mixed", shares
+    return max(ROLE_SPECIFIC, key=lambda r: (counts[r], shares[r])), shares
+
+
+def optional_sections(sentences: list[dict[str, Any]], cfg: ReportConfig) -> list[bool]:
+    """For each sentence, whether it sits under a heading that makes its items optional."""
+    pattern = re.compile(cfg.optional_heading_pattern, re.I)
+    optional, out = False, []
+    for s in sentences:
+        if s.get("heading") and s["role"] == "other":
+            optional = bool(pattern.search(s["text"]))
+        out.append(optional)
+    return out
+
+
+def build_report(
+    sentences: list[dict[str, Any]],
+    cfg: ReportConfig,
+    model: dict[str, Any] | None = None,
+    jd_id: str | None = None,
+) -> dict[str, Any]:
+    """Build the report from predicted sentences (text, start, end, heading, role, role_scores, flags, flag_scores)."""
+    role_type, shares = decide_role_type(sentences, cfg)
+    under_optional = optional_sections(sentences, cfg)
+    concrete = re.compile(cfg.concrete_seniority_pattern, re.I)
+    is_req = [s["role"] != "other" for s in sentences]
+    flagged = {
+        f: [i for i, s in enumerate(sentences) if f in s["flags"] and is_req[i]]
+        for f in ("phd_required", "buzzword", "vague_seniority")
+    }
+    concrete_idx = [
+        i
+        for i, s in enumerate(sentences)
+        if is_req[i] and "vague_seniority" not in s["flags"] and concrete.search(s["text"])
+    ]
+    mistakes: list[dict[str, Any]] = []
+
+    if role_type == "mixed":
+        by_role = {r: [i for i, s in enumerate(sentences) if s["role"] == r] for r in ROLE_SPECIFIC}
+        present = [r for r in ROLE_SPECIFIC if shares[r] >= cfg.mixed_min_share]
+        split = "; ".join(f"{ROLE_TITLES[r]}: sentences {by_role[r]}" for r in present)
+        mistakes.append(
+            {
+                "type": "mixed_roles",
+                "evidence": _evidence(sentences, sorted(i for r in present for i in by_role[r])),
+                "reason": "The requirements describe more than one role ("
+                + ", ".join(f"{ROLE_TITLES[r]} {shares[r]:.0%}" for r in present)
+                + "); few people do all of them and candidates cannot tell which job this is.",
+                "fix": f"Decide which role you need in week one and write one JD for it; move the rest to a "
+                f"separate posting or to 'nice to have'. Split: {split}.",
+                "split": {r: by_role[r] for r in present},
+            }
+        )
+
+    phd_idx = [i for i in flagged["phd_required"] if not under_optional[i]]
+    if phd_idx and role_type != "research":
+        mistakes.append(
+            {
+                "type": "phd_for_non_research",
+                "evidence": _evidence(sentences, phd_idx),
+                "reason": "A PhD is required for a role that is not research; it shuts out strong practitioners "
+                "with production experience.",
+                "fix": "Drop the PhD requirement (write 'BS/MS in CS or equivalent practical experience') and "
+                "state the production work you need instead; keep PhDs for research engineers building novel "
+                "architectures.",
+            }
+        )
+
+    if flagged["buzzword"]:
+        target = role_type if role_type in SPECIFIC_EXAMPLES else max(shares, key=shares.__getitem__)
+        mistakes.append(
+            {
+                "type": "buzzwords",
+                "evidence": _evidence(sentences, flagged["buzzword"]),
+                "reason": "Umbrella terms such as 'AI/ML technologies' tell strong candidates nothing about the work.",
+                "fix": "Name the tools, techniques and outcomes, e.g. '" + SPECIFIC_EXAMPLES[target] + "'.",
+            }
+        )
+
+    if flagged["vague_seniority"] and not concrete_idx:
+        target = role_type if role_type in SENIORITY_EXAMPLES else max(shares, key=shares.__getitem__)
+        mistakes.append(
+            {
+                "type": "vague_seniority",
+                "evidence": _evidence(sentences, flagged["vague_seniority"]),
+                "reason": "Seniority is given only as a year count or a level, which says nothing about what "
+                "a senior person here has done.",
+                "fix": "Say what senior looks like in practice, e.g. '" + SENIORITY_EXAMPLES[target] + "'.",
+            }
+        )
+
+    penalties = {m["type"]: cfg.score_penalties[m["type"]] for m in mistakes}
+    if "buzzwords" in penalties:
+        extra = (len(flagged["buzzword"]) - 1) * cfg.extra_buzzword_penalty
+        penalties["buzzwords"] += min(extra, cfg.extra_buzzword_cap)
+    score = max(0, 100 - sum(penalties.values()))
+    if role_type == "mixed":
+        roles_for_facts = [r for r in ROLE_SPECIFIC if shares[r] >= cfg.mixed_min_share]
+    else:
+        roles_for_facts = [role_type]
+    report: dict[str, Any] = {}
+    if jd_id is not None:
+        report["id"] = jd_id
+    report.update(
+        {
+            "role_type": role_type,
+            "role_title": ROLE_TITLES.get(role_type, "Mixed: several AI roles in one JD"),
+            "role_shares": shares,
+            "score": score,
+            "score_explanation": {
+                "start": 100,
+                "penalties": penalties,
+                "rule": "100 minus a fixed penalty per mistake (configs/report.yaml); each buzzword "
+                "sentence after the first costs extra, up to a cap.",
+            },
+            "mistakes": mistakes,
+            "concrete_seniority_evidence": _evidence(sentences, concrete_idx),
+            "salary_bands": {r: SALARY_BANDS[r] for r in roles_for_facts},
+            "interview_plan": {r: INTERVIEW_PLANS[r] for r in roles_for_facts},
+            "sentences": sentences,
+            "model": model or {},
+        }
+    )
+    return report
