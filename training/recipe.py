@@ -1,0 +1,314 @@
+"""The training recipe: LoRA (or full) fine-tuning of an encoder with one 8-logit head.
+
+Flat on purpose, in the torchtune manner: build model -> encode data -> loop over epochs -> evaluate
+on dev -> keep the best weights. Runs on CPU or CUDA (bf16 autocast), alone or under
+`torchrun --nproc_per_node=N` with DDP (nccl on GPUs, gloo on CPU), where every rank sees its own
+shard of each epoch (DistributedSampler) and DDP averages the gradients.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, DistributedSampler
+
+from jdlens.labels import FLAGS, ID2LABEL, LABEL2ID, NUM_ROLES, ROLES
+from jdlens.model import JDLensClassifier
+from jdlens.paths import resolve_base_model
+from training.args import TrainingArguments
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class TrainResult:
+    classifier: JDLensClassifier
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_dev_score: float = 0.0
+    examples_per_second: float = 0.0
+    train_seconds: float = 0.0
+    steps: int = 0
+    trainable_params: int = 0
+    total_params: int = 0
+
+
+def pick_device(args: TrainingArguments, dist_info: DistInfo) -> torch.device:
+    want_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    if want_cuda:
+        if not torch.cuda.is_available():
+            raise RuntimeError("device=cuda but no CUDA device is available")
+        return torch.device("cuda", dist_info.local_rank)
+    return torch.device("cpu")
+
+
+def init_distributed() -> DistInfo:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    info = DistInfo(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(info.local_rank)
+        dist.init_process_group(backend=backend)
+    return info
+
+
+def build_model(args: TrainingArguments) -> tuple[torch.nn.Module, Any]:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_base_model(args.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        path, num_labels=len(ID2LABEL), id2label=dict(ID2LABEL), label2id=dict(LABEL2ID), use_safetensors=True
+    )
+    if args.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        config = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            target_modules=list(args.lora_target_modules),
+            modules_to_save=list(args.modules_to_save),
+        )
+        model = get_peft_model(model, config)
+    return model, tokenizer
+
+
+def encode(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
+    enc = tokenizer([r["text"] for r in records], truncation=True, max_length=max_length)
+    rows = []
+    for i, r in enumerate(records):
+        row = {k: enc[k][i] for k in enc.keys()}
+        row["role"] = ROLES.index(r["role"])
+        row["flags"] = [float(f in r.get("flags", [])) for f in FLAGS]
+        rows.append(row)
+    return rows
+
+
+def make_collate(tokenizer: Any) -> Callable[[list[dict[str, Any]]], dict[str, torch.Tensor]]:
+    def collate(batch: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        feats = [{k: v for k, v in b.items() if k not in ("role", "flags")} for b in batch]
+        out = dict(tokenizer.pad(feats, return_tensors="pt"))  # dynamic padding to the batch's longest
+        out["role"] = torch.tensor([b["role"] for b in batch])
+        out["flags"] = torch.tensor([b["flags"] for b in batch])
+        return out
+
+    return collate
+
+
+def make_loader(rows: list[dict[str, Any]], tokenizer: Any, args: TrainingArguments, dist_info: DistInfo) -> DataLoader:
+    if dist_info.enabled:
+        sampler = DistributedSampler(
+            rows, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=args.seed
+        )
+        return DataLoader(rows, batch_size=args.batch_size, sampler=sampler, collate_fn=make_collate(tokenizer))
+    gen = torch.Generator().manual_seed(args.seed)
+    return DataLoader(rows, batch_size=args.batch_size, shuffle=True, generator=gen, collate_fn=make_collate(tokenizer))
+
+
+def loss_weights(records: list[dict[str, Any]], args: TrainingArguments) -> tuple[torch.Tensor, torch.Tensor]:
+    """Role class weights (inverse frequency, sqrt-damped by default) and per-flag BCE pos_weight."""
+    counts = np.array([sum(r["role"] == role for r in records) for role in ROLES], dtype=float) + 1.0
+    if args.role_class_weights == "none":
+        role_w = np.ones(len(ROLES))
+    else:
+        inv = counts.sum() / (len(ROLES) * counts)
+        role_w = np.sqrt(inv) if args.role_class_weights == "sqrt" else inv
+    pos = np.array([sum(f in r.get("flags", []) for r in records) for f in FLAGS], dtype=float) + 1.0
+    flag_pw = np.minimum(args.flag_pos_weight_cap, np.sqrt((len(records) - pos + 1.0) / pos))
+    return torch.tensor(role_w, dtype=torch.float32), torch.tensor(flag_pw, dtype=torch.float32)
+
+
+def compute_loss(
+    logits: torch.Tensor, role: torch.Tensor, flags: torch.Tensor, role_w: torch.Tensor, flag_pw: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy over the 5 role logits plus binary cross-entropy over the 3 flag logits."""
+    logits = logits.float()
+    ce = F.cross_entropy(logits[:, :NUM_ROLES], role, weight=role_w)
+    bce = F.binary_cross_entropy_with_logits(logits[:, NUM_ROLES:], flags, pos_weight=flag_pw)
+    return ce + bce
+
+
+def dev_score(metrics: dict[str, Any]) -> float:
+    """Early-stopping score: the mean of role macro-F1 and the mean flag F1."""
+    flag_f1 = np.mean([m["f1"] for m in metrics["flags"].values()])
+    return float((metrics["role_macro_f1"] + flag_f1) / 2)
+
+
+def tune_thresholds(flag_p: np.ndarray, gold: list[dict[str, Any]]) -> dict[str, float]:
+    """Per flag, the probability threshold with the best F1 on dev (ties go to the one nearest 0.5)."""
+    out = {}
+    for j, f in enumerate(FLAGS):
+        y = np.array([f in g.get("flags", []) for g in gold])
+        best = (-1.0, 0.5)
+        for t in np.arange(0.2, 0.81, 0.05):
+            pred = flag_p[:, j] >= t
+            tp = float((pred & y).sum())
+            f1 = 2 * tp / max(float(pred.sum() + y.sum()), 1.0)
+            if f1 > best[0] + 1e-9 or (abs(f1 - best[0]) < 1e-9 and abs(t - 0.5) < abs(best[1] - 0.5)):
+                best = (f1, float(round(t, 2)))
+        out[f] = best[1]
+    return out
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def train(
+    args: TrainingArguments,
+    train_records: list[dict[str, Any]],
+    dev_records: list[dict[str, Any]],
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    dist_info: DistInfo | None = None,
+) -> TrainResult:
+    """Fine-tune and return the best classifier (by dev score). Only rank 0's result is meaningful."""
+    from tqdm.auto import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    from jdlens.evaluate import sentence_metrics
+    from jdlens.model import sentence_predictions
+
+    dist_info = dist_info or init_distributed()
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    device = pick_device(args, dist_info)
+    use_bf16 = device.type == "cuda" and args.precision in ("auto", "bf16")
+
+    records = list(train_records)
+    if args.max_train_examples:
+        rng = np.random.default_rng(args.seed)
+        records = [records[i] for i in rng.permutation(len(records))[: args.max_train_examples]]
+    model, tokenizer = build_model(args)
+    model.to(device)
+    rows = encode(tokenizer, records, args.max_length)
+    loader = make_loader(rows, tokenizer, args, dist_info)
+    role_w, flag_pw = (t.to(device) for t in loss_weights(records, args))
+    if dist_info.enabled:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optim = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
+    steps_per_epoch = len(loader)
+    total = steps_per_epoch * args.epochs
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    sched = get_linear_schedule_with_warmup(optim, math.ceil(args.warmup_ratio * total), total)
+
+    result = TrainResult(classifier=None)  # type: ignore[arg-type]
+    result.trainable_params = sum(p.numel() for p in params)
+    result.total_params = sum(p.numel() for p in model.parameters())
+    best_state: dict[str, torch.Tensor] | None = None
+    bad_epochs, step, seen, t0 = 0, 0, 0, time.perf_counter()
+    for epoch in range(1, args.epochs + 1):
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch}/{args.epochs}", disable=not dist_info.is_main, leave=False)
+        losses = []
+        for batch in bar:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            role, flags = batch.pop("role"), batch.pop("flags")
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                logits = model(**batch).logits
+            loss = compute_loss(logits, role, flags, role_w, flag_pw)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optim.step()
+            sched.step()
+            step += 1
+            seen += len(role) * dist_info.world_size
+            losses.append(loss.item())
+            rate = seen / (time.perf_counter() - t0)
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", ex_s=f"{rate:.0f}")
+            if args.max_steps and step >= args.max_steps:
+                break
+        record = {"epoch": float(epoch), "train_loss": float(np.mean(losses)), "examples_per_second": rate}
+        stop = torch.zeros(1)
+        if dist_info.is_main:
+            clf = JDLensClassifier(unwrap(model), tokenizer, {"max_length": args.max_length})
+            if dev_records:
+                texts = [r["text"] for r in dev_records]
+                role_p, flag_p = clf.predict_proba(texts)
+                m = sentence_metrics(dev_records, sentence_predictions(texts, role_p, flag_p, clf.flag_thresholds))
+                score = dev_score(m)
+                record.update(
+                    {
+                        "dev_role_macro_f1": m["role_macro_f1"],
+                        "dev_score": score,
+                        **{f"dev_flag_{f}_f1": v["f1"] for f, v in m["flags"].items()},
+                    }
+                )
+            else:
+                score = -record["train_loss"]
+            if best_state is None or score > result.best_dev_score:
+                result.best_dev_score, result.best_epoch, bad_epochs = score, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in unwrap(model).state_dict().items()}
+            else:
+                bad_epochs += 1
+            model.train()
+            print(f"epoch {epoch}: " + ", ".join(f"{k}={v:.4f}" for k, v in record.items() if k != "epoch"), flush=True)
+            if on_epoch:
+                on_epoch(record)
+            stop[0] = float(bad_epochs >= args.patience or (args.max_steps and step >= args.max_steps))
+        result.history.append(record)
+        if dist_info.enabled:
+            dist.broadcast(stop, src=0)  # every rank stops together
+        if stop.item():
+            break
+
+    result.train_seconds = time.perf_counter() - t0
+    result.steps = step
+    result.examples_per_second = seen / max(result.train_seconds, 1e-9)
+    base = unwrap(model)
+    if dist_info.is_main and best_state is not None:
+        base.load_state_dict(best_state)
+    clf = JDLensClassifier(base.eval(), tokenizer, {"max_length": args.max_length})
+    if dist_info.is_main and dev_records and args.tune_flag_thresholds:
+        _, flag_p = clf.predict_proba([r["text"] for r in dev_records])
+        clf.flag_thresholds = tune_thresholds(flag_p, dev_records)
+    result.classifier = clf
+    return result
+
+
+def merge_for_export(clf: JDLensClassifier) -> JDLensClassifier:
+    """Fold LoRA adapters into the base weights: a plain *ForSequenceClassification model."""
+    model = clf.model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    merged = JDLensClassifier(model.eval(), clf.tokenizer, dict(clf.meta))
+    merged.flag_thresholds = dict(clf.flag_thresholds)
+    merged.meta["flag_thresholds"] = dict(clf.flag_thresholds)
+    return merged
