@@ -34,6 +34,11 @@ class AddResult:
     added: dict[str, int] = field(default_factory=dict)
     skipped_duplicates: int = 0
     problems: list[Problem] = field(default_factory=list)
+    pending: list[tuple[Path, list[dict[str, Any]]]] = field(default_factory=list)  # planned, not yet written
+
+    @property
+    def new_records(self) -> list[dict[str, Any]]:
+        return [r for _, rows in self.pending for r in rows]
 
 
 class DataStore:
@@ -80,6 +85,20 @@ class DataStore:
 
     def add(self, file: Path, split: str, use_embeddings: bool = True) -> AddResult:
         """Validate `file` and append its new records to `split`; on any problem nothing is written."""
+        result = self.plan_add(file, split, use_embeddings)
+        if not result.problems:
+            self.commit(result)
+        return result
+
+    def commit(self, result: AddResult) -> None:
+        """Write a planned addition (each target file replaced atomically)."""
+        for target, fresh in result.pending:
+            if fresh:
+                append_atomically(target, fresh)
+            result.added[str(target.relative_to(self.root))] = len(fresh)
+
+    def plan_add(self, file: Path, split: str, use_embeddings: bool = True) -> AddResult:
+        """Validate `file` against the schema and the held-out splits; plan what `commit` would append."""
         from jdlens.overlap import find_overlaps
 
         if split not in SPLITS:
@@ -117,7 +136,6 @@ class DataStore:
         by_target: dict[Path, list[dict[str, Any]]] = {}
         for r, k in zip(records, kinds, strict=True):
             by_target.setdefault(self.path(k, split), []).append(r)
-        plans = []
         for target, new in by_target.items():
             existing, problems = validate_file(target) if target.exists() else ([], [])
             if problems:
@@ -132,13 +150,7 @@ class DataStore:
                     continue
                 seen.add(key(r))
                 fresh.append(r)
-            plans.append((target, fresh))
-        if result.problems:
-            return result
-        for target, fresh in plans:
-            if fresh:
-                append_atomically(target, fresh)
-            result.added[str(target.relative_to(self.root))] = len(fresh)
+            result.pending.append((target, fresh))
         return result
 
 

@@ -48,12 +48,13 @@ def versions(client: Any) -> list[Any]:
         found = client.search_model_versions(f"name='{REGISTERED_MODEL}'")
     except Exception:  # noqa: BLE001 - no registered model yet
         return []
-    return sorted(found, key=lambda v: int(v.version))
+    # search results carry no aliases; get_model_version does.
+    return [client.get_model_version(REGISTERED_MODEL, v.version) for v in sorted(found, key=lambda v: int(v.version))]
 
 
 def alias_version(client: Any, alias: str) -> str | None:
     try:
-        return client.get_model_version_by_alias(REGISTERED_MODEL, alias).version
+        return str(client.get_model_version_by_alias(REGISTERED_MODEL, alias).version)
     except Exception:  # noqa: BLE001 - alias not set
         return None
 
