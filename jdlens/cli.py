@@ -306,3 +306,96 @@ def feedback_export(out: Path) -> None:
 
     n = FeedbackStore(state_dir() / "feedback.sqlite").export(out)
     typer.echo(f"wrote {n} corrected sentence(s) to {out}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered versions of `jdlens` with their aliases and key test metrics."""
+    from jdlens import tracking
+    from training.registry import all_versions, format_models
+
+    typer.echo(format_models(all_versions(tracking.setup())))
+
+
+@app.command()
+def compare(
+    versions: Annotated[list[str] | None, typer.Argument(help="version numbers (default: all)")] = None,
+) -> None:
+    """Versions side by side: every metric, deltas against the champion, differing params, dataset hashes."""
+    from jdlens import tracking
+    from training.registry import all_versions, format_compare
+
+    client = tracking.setup()
+    infos = all_versions(client)
+    if versions:
+        wanted = {v.removeprefix("v") for v in versions}
+        missing = wanted - {i.version for i in infos}
+        if missing:
+            fail(f"no such version(s): {', '.join(sorted(missing))}; see `jdlens models`")
+        infos = [i for i in infos if i.version in wanted]
+    if not infos:
+        fail("no registered versions yet; train one with `jdlens train`")
+    typer.echo(format_compare(infos, tracking.alias_version(client, tracking.CHAMPION)))
+
+
+@app.command()
+def promote(
+    version: str,
+    force: Annotated[bool, typer.Option("--force", help="promote even if worse on test role macro-F1")] = False,
+) -> None:
+    """Move the `champion` alias to VERSION (refuses a worse version unless --force)."""
+    from jdlens import tracking
+    from training.registry import promote as do_promote
+
+    try:
+        typer.echo(do_promote(tracking.setup(), version.removeprefix("v"), force))
+    except (PermissionError, LookupError) as exc:
+        fail(str(exc), 1)
+
+
+@app.command()
+def retrain(
+    file: Path,
+    promote_policy: Annotated[str, typer.Option("--promote", help="never | if-better | always")] = "if-better",
+    config: ConfigOpt = None,
+    overrides: OverridesArg = None,
+    embeddings: Annotated[bool, typer.Option(help="check near duplicates of held-out data")] = True,
+) -> None:
+    """Add newly labelled records, retrain, evaluate on the unchanged test splits, gate promotion."""
+    from training.retrain import retrain as do_retrain
+
+    args = _train_args(config, overrides)
+    try:
+        outcome = do_retrain(
+            file, args, repo_root(), promote_policy, str(config or "configs/default.yaml"), use_embeddings=embeddings
+        )
+    except ValueError as exc:
+        fail(str(exc))
+    for p in outcome.added.problems:
+        typer.echo(str(p), err=True)
+    if outcome.added.problems:
+        fail(outcome.message, 1)
+    for target, n in outcome.added.added.items():
+        typer.echo(f"added {n} record(s) to {target}")
+    typer.echo(outcome.message)
+
+
+@app.command()
+def export(
+    out: Path,
+    model: ModelOpt = "champion",
+    format: Annotated[str, typer.Option("--format", help="hf: a plain Hugging Face folder")] = "hf",
+) -> None:
+    """Export a model as a plain Hugging Face *ForSequenceClassification folder (LoRA merged, safetensors)."""
+    from training.export import export_hf
+
+    if format != "hf":
+        fail("only --format hf is supported")
+    try:
+        path = export_hf(_load(model), out)
+    except ValueError as exc:
+        fail(str(exc))
+    typer.echo(
+        f"exported to {path} (load with transformers.AutoModelForSequenceClassification; "
+        f"serve with: vllm serve {path} --runner pooling --convert classify)"
+    )
