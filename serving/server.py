@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -26,12 +27,36 @@ def api_key() -> tuple[str, str]:
     return path.read_text().strip(), str(path)
 
 
+def vllm_predictor(spec: str, url: str) -> Any:
+    """A predictor that sends sentences to vLLM; labels, thresholds and version come from the model's
+    jdlens.json (an exported folder or a registry spec of the model vLLM is serving)."""
+    from serving.vllm_backend import VLLMBackend
+
+    meta: dict[str, Any] = {}
+    version = None
+    folder = Path(spec)
+    if not folder.is_dir():
+        from jdlens import tracking
+
+        if tracking.parse_model_spec(spec) is None:
+            raise ValueError(f"--model {spec!r}: with the vllm backend give the exported folder or a registry spec")
+        client = tracking.setup()
+        mv = tracking.resolve_version(client, spec)
+        folder, version = tracking.download_version(client, mv), str(mv.version)
+    if (folder / "jdlens.json").exists():
+        meta = json.loads((folder / "jdlens.json").read_text())
+    backend = VLLMBackend(url, meta=meta)
+    if not backend.health():
+        raise ConnectionError(f"vLLM at {url} does not answer /health; start it first (serving/start_vllm_cpu.sh)")
+    backend.name = f"{meta.get('name', 'jdlens')} (vllm)"
+    backend.version = version or meta.get("version")
+    return backend
+
+
 def make_loader(cfg: ServeConfig, backend: str, vllm_url: str | None) -> Any:
     def load(spec: str) -> Any:
         if backend == "vllm":
-            from serving.vllm_predictor import VLLMPredictor
-
-            return VLLMPredictor(vllm_url or "", spec)
+            return vllm_predictor(spec, vllm_url or "")
         from jdlens.predictors import load_predictor
 
         return load_predictor(spec, quantize=cfg.quantize or None)
