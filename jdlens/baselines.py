@@ -29,7 +29,7 @@ _ROLE_LEXICON: dict[str, str] = {
     r"|architectures? from|interpretability|scaling laws?|theory|theoretical|cuda|kernels?|state[- ]of[- ]the[- ]art "
     r"research|pre-?training runs?|mathematical)\b",
     "general": r"\b(python|software engineering|code review|system design|communication|collaborat\w*|mentor\w*"
-    r"|ownership|degree|bachelor|master'?s|years|experience|sql|rest|apis?|docker|cloud|aws|gcp|azure|team|agile"
+    r"|ownership|degree|ph\.?d|doctorate|bachelor|master'?s|years|experience|sql|rest|apis?|docker|cloud|aws|gcp|azure|team|agile"
     r"|on-?site|hybrid|remote|tested|testing)\b",
 }
 _OTHER = re.compile(
@@ -66,7 +66,7 @@ class KeywordBaseline:
         scores = [0.0] * len(ROLES)
         if _OTHER.search(text) and not any(hits[r] for r in ("application", "ml", "research")):
             scores[ROLES.index("other")] = 1.0
-        elif len(text.split()) <= 4 and not any(hits.values()):
+        elif len(text.split()) <= 4 and not any(hits.values()) and not text.rstrip().endswith("."):
             scores[ROLES.index("other")] = 1.0  # headings and titles
         else:
             weighted = {r: hits[r] * (1.5 if r == "research" else 1.0) for r in ("application", "ml", "research")}

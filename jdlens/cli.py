@@ -195,12 +195,6 @@ def eval_cmd(
     typer.echo(f"\nwrote {out}")
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
 
 
 # ---------------------------------------------------------------- training and the registry
@@ -399,3 +393,53 @@ def export(
         f"exported to {path} (load with transformers.AutoModelForSequenceClassification; "
         f"serve with: vllm serve {path} --runner pooling --convert classify)"
     )
+
+
+@app.command("tune-report")
+def tune_report(
+    model: ModelOpt = "champion",
+    write: Annotated[bool, typer.Option("--write", help="save the best values into configs/report.yaml")] = False,
+) -> None:
+    """Tune the JD-level thresholds (mixed share, minimum sentences) on the dev JDs only."""
+    import dataclasses
+    import itertools
+
+    from jdlens.datastore import DataStore
+    from jdlens.evaluate import jd_metrics, predict_jd_sentences
+    from jdlens.report import build_report, load_report_config
+
+    jds = DataStore(repo_root()).jds("dev")
+    if not jds:
+        fail("no dev JDs in data/jds/dev.jsonl")
+    sents = predict_jd_sentences(_load(model), [j["text"] for j in jds])
+    base = load_report_config()
+    rows = []
+    for share, min_n in itertools.product((0.15, 0.2, 0.25, 0.3, 0.35), (1, 2, 3)):
+        cfg = dataclasses.replace(base, mixed_min_share=share, mixed_min_sentences=min_n)
+        m = jd_metrics(jds, [build_report(s, cfg) for s in sents])
+        f1 = sum(v["f1"] for v in m["mistakes"].values()) / len(m["mistakes"])
+        rows.append((m["role_type_accuracy"], f1, share, min_n))
+        typer.echo(
+            f"mixed_min_share={share:<5} mixed_min_sentences={min_n}  dev role_type acc "
+            f"{m['role_type_accuracy']:.3f}  mean mistake F1 {f1:.3f}"
+        )
+    # Best accuracy, then mistake F1, then the value nearest the guide's "about a quarter".
+    best = max(rows, key=lambda r: (r[0], r[1], -abs(r[2] - 0.25), -abs(r[3] - 2)))
+    typer.echo(
+        f"best on dev: mixed_min_share={best[2]} mixed_min_sentences={best[3]} "
+        f"(role_type acc {best[0]:.3f}, mean mistake F1 {best[1]:.3f})"
+    )
+    if write:
+        path = repo_root() / "configs" / "report.yaml"
+        header = [x for x in path.read_text(encoding="utf-8").splitlines() if x.startswith("#")]
+        body = [f"mixed_min_share: {best[2]}", f"mixed_min_sentences: {best[3]}"]
+        path.write_text("\n".join(header + body) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

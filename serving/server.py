@@ -30,7 +30,9 @@ def api_key() -> tuple[str, str]:
 def vllm_predictor(spec: str, url: str) -> Any:
     """A predictor that sends sentences to vLLM; labels, thresholds and version come from the model's
     jdlens.json (an exported folder or a registry spec of the model vLLM is serving)."""
-    from serving.vllm_backend import VLLMBackend
+    import httpx
+
+    from serving.vllm_backend import VLLMBackend, VLLMError
 
     meta: dict[str, Any] = {}
     version = None
@@ -45,9 +47,18 @@ def vllm_predictor(spec: str, url: str) -> Any:
         folder, version = tracking.download_version(client, mv), str(mv.version)
     if (folder / "jdlens.json").exists():
         meta = json.loads((folder / "jdlens.json").read_text())
-    backend = VLLMBackend(url, meta=meta)
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"--vllm-url {url!r}: give the vLLM server's base URL, e.g. http://127.0.0.1:8000")
+    try:
+        backend = VLLMBackend(url, meta=meta)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"--vllm-url {url!r} is not a valid URL: {exc}") from exc
     if not backend.health():
         raise ConnectionError(f"vLLM at {url} does not answer /health; start it first (serving/start_vllm_cpu.sh)")
+    try:
+        backend.model  # noqa: B018 - discover the served model now, so a wrong server fails at startup
+    except VLLMError as exc:
+        raise ConnectionError(str(exc)) from exc
     backend.name = f"{meta.get('name', 'jdlens')} (vllm)"
     backend.version = version or meta.get("version")
     return backend

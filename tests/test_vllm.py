@@ -5,6 +5,10 @@ and are deselected by default; run them with `python -m pytest tests/test_vllm.p
 They export a real MiniLM classifier, serve it with `serving/start_vllm_cpu.sh` and check vLLM's
 logits against `JDLensClassifier` on the same folder.
 
+`test_jdlens_serve_with_vllm_backend_matches_local_engine` is the end-to-end check: train a small
+model, `jdlens export` it, serve it with vLLM, run `jdlens serve --backend vllm` against that, and
+compare the service's reports with the local engine's on the same exported folder.
+
 Reuse: `start_vllm(folder)` is a context manager that serves any exported folder and yields a
 `VLLMServer` (url, model, start seconds); the `vllm_server` fixture wraps it as a factory whose servers
 are stopped at the end of the module.
@@ -19,6 +23,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -32,6 +37,7 @@ import pytest
 from jdlens.labels import FLAGS
 from jdlens.model import split_logits
 from serving.vllm_backend import VLLMBackend, VLLMError
+from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 START_SCRIPT = REPO / "serving" / "start_vllm_cpu.sh"
@@ -235,6 +241,24 @@ def test_unreachable_real_port() -> None:
     assert backend.health() is False
 
 
+@pytest.mark.parametrize(
+    "url, error, message",
+    [
+        ("localhost:8000", ValueError, "give the vLLM server's base URL"),
+        ("http://[::1", ValueError, "not a valid URL"),
+        ("closed-port", ConnectionError, "does not answer /health"),
+    ],
+)
+def test_vllm_predictor_rejects_bad_urls(tmp_path: Path, url: str, error: type, message: str) -> None:
+    """What `jdlens serve --backend vllm` turns into `error: ...` and exit code 2 (never a traceback)."""
+    from serving.server import vllm_predictor
+
+    if url == "closed-port":
+        url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(error, match=message):
+        vllm_predictor(str(tmp_path), url)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Real vLLM (opt-in: -m vllm)
 # ---------------------------------------------------------------------------------------------------
@@ -435,3 +459,250 @@ def test_vllm_errors_are_clear(served: VLLMServer) -> None:
     with pytest.raises(VLLMError, match="maximum context length") as info:
         VLLMBackend(served.url).logits(["word " * 600])
     assert info.value.status == 400
+
+
+# ---------------------------------------------------------------------------------------------------
+# End to end: jdlens export -> vLLM -> jdlens serve --backend vllm (opt-in: -m vllm)
+# ---------------------------------------------------------------------------------------------------
+
+JDS = [
+    """# Machine Learning Engineer, Fraud
+Ledgerline is a payments company processing $4B a year for 20,000 online merchants.
+
+## What you'll do
+- Train and recalibrate gradient-boosted fraud models in XGBoost on our transaction history.
+- Build feature pipelines in Spark that feed a real-time feature store.
+- Deploy models behind a low-latency scoring service and monitor drift in production.
+
+## Requirements
+- PhD in Computer Science or Statistics required.
+- 5+ years of experience.
+- Experience with AI/ML technologies and cutting-edge solutions.
+
+## Benefits
+Competitive salary, equity and a yearly learning budget.""",
+    """# Senior AI Engineer
+We are an ambitious startup using AI to revolutionize the future of work!
+
+Responsibilities:
+* Integrate OpenAI and Anthropic APIs into our React and Node.js product.
+* Design retrieval-augmented generation pipelines with vector databases.
+* Publish novel research on reinforcement learning from human feedback at NeurIPS and ICML.
+* Fine-tune and quantize large language models for low-latency GPU inference.
+* Own Kubernetes clusters and MLOps tooling such as Kubeflow.
+
+You are a rockstar ninja who thrives in a fast-paced, synergy-driven environment.
+Senior-level candidates preferred.""",
+    """# Research Scientist, Code Models
+Forgepoint's research group trains the models behind an AI pair programmer used by 300,000 developers.
+
+## What you'll work on
+- Investigate new architectures for long-context code understanding.
+- Design ablations on pretraining data mixtures and write up the results for publication.
+- Study how models generalize to unseen programming languages.
+
+## About you
+- A PhD in machine learning or a related field, or equivalent research experience.
+- A track record of first-author papers at ICLR, NeurIPS or ICML.
+
+Nice to have: experience training models on more than 1,000 GPUs.""",
+    """# LLM Application Engineer
+Clausewise builds contract software for in-house legal teams.
+
+You'll join the five-person Drafting squad that ships AI features inside Word and our web app.
+We build on hosted foundation models; we do not train our own.
+Day to day you will write prompts, evaluation harnesses and guardrails in TypeScript and Python.
+You have shipped at least one LLM feature to paying customers and can explain how you measured it.
+Responsibilities include """
+    + ", ".join(f"maintaining evaluation suite number {i}" for i in range(30))
+    + ".\nEqual opportunity employer.",
+]
+
+
+def _jdlens_cmd(*args: str) -> list[str]:
+    """The `jdlens` entry point in this interpreter (`python -m jdlens.cli` would not see every command)."""
+    return [sys.executable, "-c", "from jdlens.cli import main; main()", *args]
+
+
+@contextlib.contextmanager
+def start_jdlens_serve(
+    model: Path, vllm_url: str, env: dict[str, str], log: Path, timeout: float = 120.0
+) -> Iterator[str]:
+    """`jdlens serve --backend vllm` in its own process group; yields its URL once /ping answers, always stops it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = _jdlens_cmd("serve", "--backend", "vllm", "--vllm-url", vllm_url, "--model", str(model), "--port", str(port))
+    t0 = time.monotonic()
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jdlens serve exited with {proc.returncode}; log tail:\n{_tail(log)}")
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"jdlens serve not up after {timeout:.0f} s; log tail:\n{_tail(log)}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/ping", timeout=2.0).status_code == 200:
+                    break
+            time.sleep(0.5)
+        print(f"\njdlens serve (vllm backend) up in {time.monotonic() - t0:.1f} s ({url})")
+        yield url
+    finally:
+        _stop(proc)
+
+
+def train_small_model(project: Path, folder: Path) -> Path:
+    """A quickly trained LoRA model, merged and saved like the registry does (what `jdlens export` reads).
+
+    MiniLM rather than the tests' 32-wide tiny encoder: vLLM's CPU attention only takes head sizes that
+    are multiples of 32, and the tiny encoder's are 16. One short epoch gives logits of a few units.
+    """
+    from jdlens.config import load_config
+    from jdlens.datastore import DataStore
+    from jdlens.paths import DEFAULT_BASE_MODEL
+    from jdlens.records import jd_gold_sentences
+    from training.args import TrainingArguments
+    from training.recipe import merge_for_export, train
+
+    overrides = [*tiny_overrides(Path(DEFAULT_BASE_MODEL)), "epochs=1", "max_train_examples=160", "num_threads=2"]
+    args = load_config(TrainingArguments, project / "configs/default.yaml", overrides)
+    store = DataStore(project)
+    result = train(args, store.train_records(), jd_gold_sentences(store.jds("dev")))
+    merged = merge_for_export(result.classifier)
+    merged.meta.update({"name": "jdlens-e2e", "version": "e2e-1"})
+    merged.save(folder)
+    return folder
+
+
+def _compare_sentences(got: list[dict], want: list[dict], where: str) -> float:
+    """Same texts, roles and flags; probabilities within 1e-4. Returns the largest probability difference."""
+    assert len(got) == len(want), where
+    worst = 0.0
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        at = f"{where} sentence {i}"
+        for key in ("text", "role", "flags", "index", "start", "end", "heading", "truncated_to_chars"):
+            assert g.get(key) == w.get(key), f"{at}: {key} {g.get(key)!r} != {w.get(key)!r}"
+        for key in ("role_scores", "flag_scores"):
+            assert g[key].keys() == w[key].keys(), at
+            worst = max(worst, *(abs(g[key][k] - w[key][k]) for k in w[key]))
+    assert worst < 1e-4, f"{where}: max probability difference {worst:.3g}"
+    return worst
+
+
+def _compare_reports(got: dict, want: dict, where: str) -> float:
+    for key in ("id", "role_type", "role_title", "role_shares", "score", "truncation", "salary_bands"):
+        assert got.get(key) == want.get(key), f"{where}: {key} {got.get(key)!r} != {want.get(key)!r}"
+    assert got["score_explanation"]["penalties"] == want["score_explanation"]["penalties"], where
+
+    def mistakes(report: dict) -> list[tuple[str, list[int]]]:
+        return [(m["type"], [e["index"] for e in m["evidence"]]) for m in report["mistakes"]]
+
+    assert mistakes(got) == mistakes(want), where
+    assert [e["index"] for e in got["concrete_seniority_evidence"]] == [
+        e["index"] for e in want["concrete_seniority_evidence"]
+    ], where
+    return _compare_sentences(got["sentences"], want["sentences"], where)
+
+
+@pytest.mark.vllm
+def test_jdlens_serve_with_vllm_backend_matches_local_engine(project: Path, tmp_path: Path) -> None:
+    require_vllm_venv()
+    from jdlens.predictors import load_predictor
+    from jdlens.report import load_report_config
+    from serving.engine import Engine
+
+    t0 = time.monotonic()
+    trained = train_small_model(project, tmp_path / "trained")
+    print(f"\ntrained in {time.monotonic() - t0:.1f} s")
+
+    # 1. jdlens export -> a plain HF folder
+    out = tmp_path / "export"
+    env = os.environ | {
+        "JDLENS_HOME": str(project),
+        "JDLENS_STATE": str(tmp_path / "state"),
+        "JDLENS_API_KEY": "k",
+        "HF_HUB_OFFLINE": "1",
+    }
+    res = subprocess.run(
+        _jdlens_cmd("export", str(out), "--format", "hf", "--model", str(trained)),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "exported to" in res.stdout and (out / "model.safetensors").exists()
+
+    local = load_predictor(str(out))
+    engine = Engine(local, load_report_config())
+    span = local.logits([s for jd in JDS for s in jd.splitlines() if s.strip()])
+    print(f"exported model's logits span {span.min():.2f}..{span.max():.2f}")
+    assert span.max() - span.min() > 1.0  # a trained head, not near-zero logits
+
+    # 2. vLLM on the exported folder, 3. jdlens serve --backend vllm against it
+    # Both servers are stopped when the block ends, also on failure.
+    worst = 0.0
+    with contextlib.ExitStack() as stack:
+        served = stack.enter_context(start_vllm(out))
+        print(f"vLLM start time: {served.start_s:.1f} s ({served.url})")
+        url = stack.enter_context(start_jdlens_serve(out, served.url, env, tmp_path / "jdlens-serve.log"))
+        client = stack.enter_context(httpx.Client(base_url=url, timeout=120.0))
+        assert client.get("/ping").json() == {"status": "Healthy"}
+
+        # GET /models/jdlens describes the model vLLM serves
+        r = client.get("/models/jdlens")
+        assert r.status_code == 200, r.text
+        (desc,) = r.json()
+        assert desc["modelName"] == "jdlens" and desc["modelVersion"] == "e2e-1"
+        assert desc["loaded"] == "jdlens-e2e (vllm)"
+        assert desc["flag_thresholds"] == local.flag_thresholds
+
+        # POST /v1/score, one JD at a time
+        for i, jd in enumerate(JDS):
+            r = client.post("/v1/score", json={"text": jd, "id": f"jd-{i}"})
+            assert r.status_code == 200, r.text
+            got = r.json()
+            assert got["model"]["version"] == "e2e-1"
+            worst = max(worst, _compare_reports(got, engine.score(jd, jd_id=f"jd-{i}"), f"JD {i}"))
+
+        # POST /v1/score:batch: the server's batcher mixes the JDs' sentences into shared vLLM requests
+        r = client.post("/v1/score:batch", json={"jds": [{"text": jd, "id": f"jd-{i}"} for i, jd in enumerate(JDS)]})
+        assert r.status_code == 200, r.text
+        for i, (got, jd) in enumerate(zip(r.json()["reports"], JDS, strict=True)):
+            worst = max(worst, _compare_reports(got, engine.score(jd, jd_id=f"jd-{i}"), f"batch JD {i}"))
+
+        # POST /predictions/jdlens (TorchServe list) and /predictions/jdlens/<version> (KServe instances)
+        want = engine.classify(JD_SENTENCES)
+        for w in want:  # the service marks the sentences it cut for scoring (1000 chars by default)
+            if len(w["text"]) > engine.limits.max_chars_per_sentence:
+                w["truncated_to_chars"] = engine.limits.max_chars_per_sentence
+        assert any("truncated_to_chars" in w for w in want)
+        r = client.post("/predictions/jdlens", json=JD_SENTENCES)
+        assert r.status_code == 200, r.text
+        worst = max(worst, _compare_sentences(r.json(), want, "predictions"))
+        r = client.post("/predictions/jdlens/e2e-1", json={"instances": JD_SENTENCES[:3]})
+        assert r.status_code == 200, r.text
+        worst = max(worst, _compare_sentences(r.json()["predictions"], want[:3], "kserve predictions"))
+        assert client.post("/predictions/jdlens/99", json=JD_SENTENCES[:1]).status_code == 404
+
+    n_sentences = sum(len(engine.prepare(jd).texts) for jd in JDS)
+    print(
+        f"{len(JDS)} JDs ({n_sentences} sentences) + {len(JD_SENTENCES)} sentences: jdlens serve --backend vllm "
+        f"matches the local engine; max probability diff {worst:.3g}"
+    )
+
+    # 4. A vLLM URL that does not answer: a clear error and a non-zero exit, no traceback.
+    for bad, message in [
+        (f"http://127.0.0.1:{free_port()}", "does not answer /health"),
+        ("http://[::1", "is not a valid URL"),
+    ]:
+        res = subprocess.run(
+            _jdlens_cmd("serve", "--backend", "vllm", "--vllm-url", bad, "--model", str(out), "--port", "1"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode != 0, res.stdout
+        assert "error: " in res.stderr and message in res.stderr, res.stderr
+        assert "Traceback" not in res.stderr + res.stdout, res.stderr
