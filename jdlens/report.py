@@ -32,10 +32,13 @@ class ReportConfig:
     optional_heading_pattern: str = (
         r"prefer|nice|bonus|plus|ideal|extra|desirable|great|optional|not required|would be|added advantage"
     )
-    # A requirement sentence that matches this is a concrete seniority signal.
+    # A requirement sentence that matches this is a concrete seniority signal (an accomplishment, not a duty).
     concrete_seniority_pattern: str = (
-        r"\b(shipped|taken|took|led|leading|owned|launched|scaled|deployed|built|delivered|grown|grew|"
-        r"managed|mentored|drove|run|ran)\b.{0,120}(\d|production|team|users|customers|requests|launch)"
+        r"(\b(you'?ve|you have|has|have|having|track record|proven record|history of)\b.{0,60}"
+        r"\b(shipped|taken|took|led|owned|launched|scaled|deployed|built|delivered|grown|managed|mentored|driven|drove"
+        r"|run|ran|published|transferred|been (the |a )?(tech(nical)? )?lead|designed and (built|shipped))\b)"
+        r"|^\W*(shipped|led|owned|launched|scaled|deployed|built|delivered|took|taken|grew|mentored)\b.{0,200}"
+        r"(\d|production|users|customers|team|decisions|publication)"
     )
     score_penalties: dict[str, int] = field(
         default_factory=lambda: {
