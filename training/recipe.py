@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from jdlens.labels import FLAGS, ID2LABEL, LABEL2ID, NUM_ROLES, ROLES
 from jdlens.model import JDLensClassifier
-from jdlens.paths import resolve_base_model
+from jdlens.paths import offline_by_default, resolve_base_model
 from training.args import TrainingArguments
 
 
@@ -81,6 +81,7 @@ def init_distributed() -> DistInfo:
 def build_model(args: TrainingArguments) -> tuple[torch.nn.Module, Any]:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    offline_by_default()
     path = resolve_base_model(args.base_model)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(

@@ -63,11 +63,19 @@ def format_models(infos: list[VersionInfo]) -> str:
     return "\n".join(rows)
 
 
+def _num(x: float | None, width: int) -> str:
+    if x is None:
+        return f"{'-':>{width}}"
+    if abs(x) >= 1000 or float(x).is_integer():
+        return f"{x:>{width},.0f}"
+    return f"{x:>{width}.4f}"
+
+
 def format_compare(infos: list[VersionInfo], champion: str | None) -> str:
     """Every metric side by side, deltas against the champion, then the dataset hashes."""
     base = next((v for v in infos if v.version == champion), None)
     cols = [f"v{v.version}" + ("*" if v.version == champion else "") for v in infos]
-    width = max(10, *(len(c) + 2 for c in cols))
+    width = max(12, *(len(c) + 2 for c in cols))
     names = sorted({m for v in infos for m in v.metrics})
     lines = [
         f"{'metric':<40}"
@@ -76,7 +84,7 @@ def format_compare(infos: list[VersionInfo], champion: str | None) -> str:
     ]
     for name in names:
         vals = [v.metrics.get(name) for v in infos]
-        row = f"{name:<40}" + "".join(f"{x:>{width}.4f}" if x is not None else f"{'-':>{width}}" for x in vals)
+        row = f"{name:<40}" + "".join(_num(x, width) for x in vals)
         if base is not None and name in base.metrics:
             deltas = [f"{x - base.metrics[name]:+.4f}" if x is not None else "-" for x in vals]
             row += "   " + " ".join(deltas)

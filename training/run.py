@@ -135,6 +135,13 @@ def run_training(
             }
         )
         hashes = _log_datasets(store, extra)
+        report_cfg = load_report_config(root / "configs" / "report.yaml")
+        mlflow.log_params(
+            {
+                "report_mixed_min_share": report_cfg.mixed_min_share,
+                "report_mixed_min_sentences": report_cfg.mixed_min_sentences,
+            }
+        )
         step = {"n": 0}
 
         def on_epoch(rec: dict[str, float]) -> None:
@@ -161,7 +168,6 @@ def run_training(
         merged.model.to("cpu")
         merged.save(out / "model")
 
-        report_cfg = load_report_config(root / "configs" / "report.yaml")
         metrics = {
             "train_seconds": result.train_seconds,
             "examples_per_second": result.examples_per_second,
