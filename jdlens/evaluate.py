@@ -110,6 +110,24 @@ def jd_metrics(jds: list[dict[str, Any]], reports: list[dict[str, Any]]) -> dict
     }
 
 
+class _Memo:
+    """Scores each distinct text once: JD gold sentences and segmented sentences are mostly the same."""
+
+    def __init__(self, predictor: Any) -> None:
+        self.predictor = predictor
+        self.flag_thresholds = predictor.flag_thresholds
+        self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            role_p, flag_p = self.predictor.predict_proba(missing)
+            self.cache.update(zip(missing, zip(role_p, flag_p, strict=True), strict=True))
+        if not texts:
+            return self.predictor.predict_proba([])
+        return np.stack([self.cache[t][0] for t in texts]), np.stack([self.cache[t][1] for t in texts])
+
+
 def evaluate(
     predictor: Any,
     sentences: list[dict[str, Any]],
@@ -118,6 +136,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """All metrics for one split: the sentence records, then whole JDs (reports and gold sentences)."""
     result: dict[str, Any] = {"model": getattr(predictor, "name", "?"), "version": getattr(predictor, "version", None)}
+    predictor = _Memo(predictor)
     if sentences:
         texts = [s["text"] for s in sentences]
         preds = sentence_predictions(texts, *predictor.predict_proba(texts), predictor.flag_thresholds)

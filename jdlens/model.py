@@ -89,25 +89,22 @@ class JDLensClassifier:
         (path / META_FILE).write_text(json.dumps(self.meta, indent=2, sort_keys=True))
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        """Raw 8-way logits, in input order; batches are length-sorted and padded per batch."""
+        """Raw 8-way logits, in input order. All texts are tokenised once, sorted by token count and
+        padded per batch, so a batch pads to its own longest sentence (little wasted compute)."""
         import torch
 
         if not texts:
             return np.zeros((0, len(ID2LABEL)), dtype=np.float32)
         device = next(self.model.parameters()).device
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
+        order = sorted(range(len(texts)), key=lambda i: len(rows[i]["input_ids"]))
         out = np.zeros((len(texts), len(ID2LABEL)), dtype=np.float32)
         with torch.inference_mode():
             for b in range(0, len(order), self.batch_size):
                 idx = order[b : b + self.batch_size]
-                enc = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(device)
-                out[idx] = self.model(**enc).logits.float().cpu().numpy()
+                batch = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)
+                out[idx] = self.model(**batch).logits.float().cpu().numpy()
         return out
 
     def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:

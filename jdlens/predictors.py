@@ -48,6 +48,8 @@ def load_predictor(spec: str = "champion", quantize: str | None = None, device: 
     model.name = tracking.REGISTERED_MODEL
     model.version = str(mv.version)
     model.meta["aliases"] = list(getattr(mv, "aliases", []) or [])
+    metrics = tracking.run_metrics(client, mv.run_id)
+    model.meta["metrics"] = {k: v for k, v in sorted(metrics.items()) if k.startswith("test_")}
     return model
 
 
