@@ -72,7 +72,13 @@ class JDLensClassifier:
         model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(path)
         if quantize == "int8":
-            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            # The encoder's Linear layers carry the FLOPs; the pooler and the 8-logit head stay fp32,
+            # which keeps the logits (and the flag thresholds tuned on them) closer to the fp32 model.
+            encoder_linears = {
+                name for name, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) and ".encoder." in f".{name}."
+            }
+            model = torch.ao.quantization.quantize_dynamic(model, encoder_linears, dtype=torch.qint8)
         elif quantize:
             raise ValueError(f"unknown quantize mode {quantize!r} (use 'int8' or nothing)")
         if device:
