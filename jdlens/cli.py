@@ -195,8 +195,6 @@ def eval_cmd(
     typer.echo(f"\nwrote {out}")
 
 
-
-
 # ---------------------------------------------------------------- training and the registry
 
 

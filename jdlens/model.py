@@ -75,7 +75,8 @@ class JDLensClassifier:
             # The encoder's Linear layers carry the FLOPs; the pooler and the 8-logit head stay fp32,
             # which keeps the logits (and the flag thresholds tuned on them) closer to the fp32 model.
             encoder_linears = {
-                name for name, m in model.named_modules()
+                name
+                for name, m in model.named_modules()
                 if isinstance(m, torch.nn.Linear) and ".encoder." in f".{name}."
             }
             model = torch.ao.quantization.quantize_dynamic(model, encoder_linears, dtype=torch.qint8)
