@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,65 @@ def make_tiny_model(encoder: Path, folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tiny_encoder, tmp_path_factory.mktemp("tiny-model") / "model")
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _tail(path: Path, n: int = 3000) -> str:
+    return path.read_text(encoding="utf-8", errors="replace")[-n:] if path.exists() else ""
+
+
+@contextmanager
+def jdlens_server(args: list[str], env: dict[str, str], log: Path, cwd: Path, timeout: float = 60) -> Iterator[str]:
+    """`jdlens serve ARGS` on a free loopback port (this checkout's code); yields its base URL once GET /ping
+    answers 200, and always stops it. Its output goes to `log`."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-c",
+        "from jdlens.cli import main; main()",
+        "serve",
+        *args,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"`jdlens serve` exited with {proc.returncode} before answering /ping:\n{_tail(log)}")
+            try:
+                if httpx.get(f"{base}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"`jdlens serve` did not answer GET /ping with 200 within {timeout} s:\n{_tail(log)}")
+            time.sleep(0.25)
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)

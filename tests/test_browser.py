@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import jdlens_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -50,16 +50,6 @@ def _missing_browser() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(path: Path, n: int = 3000) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")[-n:] if path.exists() else ""
-
-
 @pytest.fixture()
 def server_env(project: Path, tmp_path: Path) -> dict[str, str]:
     env = dict(os.environ)
@@ -78,34 +68,8 @@ def server_env(project: Path, tmp_path: Path) -> dict[str, str]:
 @pytest.fixture()
 def server(tiny_model_dir: Path, server_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """`jdlens serve` on a free port; yields its base URL and always stops it."""
-    port = _free_port()
-    log = tmp_path / "server.log"
-    cmd = [*JDLENS, "serve", "--model", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=server_env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp_path)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"`jdlens serve` exited with {proc.returncode} before answering /ping:\n{_tail(log)}")
-            try:
-                if httpx.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"`jdlens serve` did not answer GET /ping with 200 within 60 s:\n{_tail(log)}")
-            time.sleep(0.25)
+    with jdlens_server(["--model", str(tiny_model_dir)], server_env, tmp_path / "server.log", tmp_path) as base:
         yield base
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
 
 
 @pytest.fixture()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from jdlens.cli import app
-from tests.conftest import tiny_overrides
+from tests.conftest import free_port, tiny_overrides
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()

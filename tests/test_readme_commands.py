@@ -6,14 +6,14 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import jdlens_server
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parent.parent
@@ -39,31 +39,11 @@ def test_readme_commands_work(project: Path, tiny_model_dir: Path) -> None:
         if "--model" not in args:
             args += ["--model", str(tiny_model_dir)]
         if args[0] == "serve":
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "jdlens.cli", *args, "--port", str(port)],
-                cwd=project,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            try:
-                deadline = time.time() + 60
-                while time.time() < deadline:
-                    try:
-                        if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        time.sleep(0.5)
-                r = httpx.post(f"http://127.0.0.1:{port}/v1/score", json={"text": JD}, timeout=30)
+            log = project / "serve.log"
+            with jdlens_server(args[1:], env, log, project) as base:
+                r = httpx.post(f"{base}/v1/score", json={"text": JD}, timeout=30)
                 assert r.status_code == 200 and r.json()["sentences"]
-            finally:
-                proc.terminate()
-                out = proc.communicate(timeout=30)[0]
-            assert f"http://127.0.0.1:{port}/" in out  # the address is printed
+            assert f"{base}/" in log.read_text()  # the address is printed
             continue
         res = subprocess.run(
             [sys.executable, "-m", "jdlens.cli", *args],

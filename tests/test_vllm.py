@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,7 +36,7 @@ import pytest
 from jdlens.labels import FLAGS
 from jdlens.model import split_logits
 from serving.vllm_backend import VLLMBackend, VLLMError
-from tests.conftest import tiny_overrides
+from tests.conftest import free_port, tiny_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 START_SCRIPT = REPO / "serving" / "start_vllm_cpu.sh"
@@ -276,12 +275,6 @@ def require_vllm_venv() -> Path:
         where = os.environ.get("VLLM_VENV", str(REPO / ".venv-vllm"))
         pytest.skip(f"no vLLM venv at {where}: run `bash serving/setup_vllm_cpu.sh` (or set VLLM_VENV)")
     return venv
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def export_tiny_classifier(folder: Path, head_scale: float = 50.0) -> Path:
