@@ -79,7 +79,11 @@ class JDLensClassifier:
                 for name, m in model.named_modules()
                 if isinstance(m, torch.nn.Linear) and ".encoder." in f".{name}."
             }
-            model = torch.ao.quantization.quantize_dynamic(model, encoder_linears, dtype=torch.qint8)
+            # Per-channel weight scales: measurably less drift than one scale per tensor on this model.
+            qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+            model = torch.ao.quantization.quantize_dynamic(
+                model, dict.fromkeys(encoder_linears, qconfig), dtype=torch.qint8
+            )
         elif quantize:
             raise ValueError(f"unknown quantize mode {quantize!r} (use 'int8' or nothing)")
         if device:
