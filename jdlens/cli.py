@@ -119,13 +119,11 @@ def data_add(
 
 
 @data_app.command("stats")
-def data_stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Counts per split, label, flag, hard negatives and opening variety (for the dataset card)."""
+def data_stats() -> None:
+    """Counts per split, label, flag, hard negatives and opening variety, as JSON (for the dataset card)."""
     from jdlens.validate import data_stats as stats
 
-    result = stats(repo_root())
-    typer.echo(json.dumps(result, indent=2))
-    del as_json
+    typer.echo(json.dumps(stats(repo_root()), indent=2))
 
 
 # ---------------------------------------------------------------- predict / score / eval
