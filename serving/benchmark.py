@@ -18,9 +18,7 @@ import gc
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from serving.launch import free_port, running
 
 # Targets the engine is reported against (never asserted in tests).
 TARGETS = {
@@ -419,12 +419,6 @@ def measure_in_process(
 # ---------------------------------------------------------------- the HTTP service
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def jd_bodies(texts: list[str], per_jd: int) -> list[dict[str, str]]:
     """~per_jd-sentence JDs made of the benchmark sentences as bullets (so the service scores the same
     kind of sentences as the engine); cycles through the sentences when there are fewer than per_jd."""
@@ -446,7 +440,6 @@ def serve_command(folder: Path, port: int) -> list[str]:
 @contextlib.contextmanager
 def running_server(folder: Path, root: Path, start_timeout_s: float, log: Callable[[str], None]) -> Any:
     """`jdlens serve` on a free loopback port in a subprocess; yields (base_url, command); always terminated."""
-    import httpx
 
     port = free_port()
     cmd = serve_command(folder, port)
@@ -463,33 +456,10 @@ def running_server(folder: Path, root: Path, start_timeout_s: float, log: Callab
             }
         )
         logfile = Path(state) / "server.log"
-        with open(logfile, "wb") as out:
-            log(f"starting: {' '.join(cmd)}")
-            proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT)
-            try:
-                url = f"http://127.0.0.1:{port}"
-                deadline = time.monotonic() + start_timeout_s
-                while True:
-                    if proc.poll() is not None:
-                        tail = logfile.read_text(errors="replace")[-2000:]
-                        raise RuntimeError(f"the server exited with code {proc.returncode}:\n{tail}")
-                    try:
-                        if httpx.get(f"{url}/ping", timeout=2.0).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"the server did not answer /ping within {start_timeout_s:.0f}s")
-                    time.sleep(0.25)
-                yield url, cmd
-            finally:
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=15)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait(timeout=15)
+        log(f"starting: {' '.join(cmd)}")
+        url = f"http://127.0.0.1:{port}"
+        with running(cmd, f"{url}/ping", logfile, env=env, cwd=root, timeout=start_timeout_s, name="jdlens serve"):
+            yield url, cmd
 
 
 async def load_level(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from serving.launch import free_port
+
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -112,28 +114,13 @@ def tiny_model_dir(tiny_encoder: Path, tmp_path_factory: pytest.TempPathFactory)
     return make_tiny_model(tiny_encoder, tmp_path_factory.mktemp("tiny-model") / "model")
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _tail(path: Path, n: int = 3000) -> str:
-    return path.read_text(encoding="utf-8", errors="replace")[-n:] if path.exists() else ""
-
-
 @contextmanager
 def jdlens_server(args: list[str], env: dict[str, str], log: Path, cwd: Path, timeout: float = 60) -> Iterator[str]:
-    """`jdlens serve ARGS` on a free loopback port (this checkout's code); yields its base URL once GET /ping
+    """`jdlens serve ARGS` (this checkout's code) on a free loopback port; yields its base URL once GET /ping
     answers 200, and always stops it. Its output goes to `log`."""
-    import subprocess
     import sys
-    import time
 
-    import httpx
+    from serving.launch import running
 
     port = free_port()
     cmd = [
@@ -147,28 +134,6 @@ def jdlens_server(args: list[str], env: dict[str, str], log: Path, cwd: Path, ti
         "--port",
         str(port),
     ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"`jdlens serve` exited with {proc.returncode} before answering /ping:\n{_tail(log)}")
-            try:
-                if httpx.get(f"{base}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"`jdlens serve` did not answer GET /ping with 200 within {timeout} s:\n{_tail(log)}")
-            time.sleep(0.25)
+    with running(cmd, f"{base}/ping", log, env=env, cwd=cwd, timeout=timeout, name="jdlens serve"):
         yield base
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)

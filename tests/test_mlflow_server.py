@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,52 +11,35 @@ import pytest
 from typer.testing import CliRunner
 
 from jdlens.cli import app
-from tests.conftest import free_port, tiny_overrides
+from serving.launch import free_port, running
+from tests.conftest import tiny_overrides
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture()
-def mlflow_server(tmp_path: Path) -> str:
+def mlflow_server(tmp_path: Path) -> Iterator[str]:
+    """A real `mlflow server` (one worker) on a free loopback port, with its own SQLite store."""
     port = free_port()
-    log = (tmp_path / "mlflow.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination",
+        str(tmp_path / "server-artifacts"),
+    ]
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()[-2000:]
-            time.sleep(1)
-        else:
-            pytest.fail("mlflow server did not come up in 90 s")
+    with running(cmd, f"{url}/health", tmp_path / "mlflow.log", timeout=90, name="mlflow server"):
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_train_registers_on_the_tracking_server(

@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,8 +34,9 @@ import pytest
 
 from jdlens.labels import FLAGS
 from jdlens.model import split_logits
+from serving.launch import free_port, running
 from serving.vllm_backend import VLLMBackend, VLLMError
-from tests.conftest import free_port, tiny_overrides
+from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parent.parent
 START_SCRIPT = REPO / "serving" / "start_vllm_cpu.sh"
@@ -310,23 +310,6 @@ class VLLMServer:
     log: Path
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """TERM the server's process group (start script, API server, engine core, worker), KILL after 30 s."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    # Children can outlive the script; clean up whatever is left in the group.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def start_vllm(folder: Path, port: int | None = None, timeout: float = 180.0) -> Iterator[VLLMServer]:
     """Serve `folder` with serving/start_vllm_cpu.sh on 127.0.0.1; yields once /health answers 200.
@@ -340,32 +323,9 @@ def start_vllm(folder: Path, port: int | None = None, timeout: float = 180.0) ->
     url = f"http://127.0.0.1:{port}"
     log = folder.parent / f"vllm-{port}.log"
     env = os.environ | {"VLLM_VENV": str(venv)}
-    t0 = time.monotonic()
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            ["bash", str(START_SCRIPT), str(folder), str(port)],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM exited with {proc.returncode} while starting; log tail:\n{_tail(log)}")
-            if time.monotonic() - t0 > timeout:
-                raise RuntimeError(f"vLLM not healthy after {timeout:.0f} s; log tail:\n{_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2.0).status_code == 200:
-                    break
-            time.sleep(0.5)
-        yield VLLMServer(url=url, model=str(folder), start_s=time.monotonic() - t0, log=log)
-    finally:
-        _stop(proc)
-
-
-def _tail(log: Path, n: int = 40) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-n:]) if log.exists() else "(no log)"
+    cmd = ["bash", str(START_SCRIPT), str(folder), str(port)]
+    with running(cmd, f"{url}/health", log, env=env, timeout=timeout, name="vLLM") as start_s:
+        yield VLLMServer(url=url, model=str(folder), start_s=start_s, log=log)
 
 
 @pytest.fixture(scope="module")
@@ -525,23 +485,9 @@ def start_jdlens_serve(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = _jdlens_cmd("serve", "--backend", "vllm", "--vllm-url", vllm_url, "--model", str(model), "--port", str(port))
-    t0 = time.monotonic()
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jdlens serve exited with {proc.returncode}; log tail:\n{_tail(log)}")
-            if time.monotonic() - t0 > timeout:
-                raise RuntimeError(f"jdlens serve not up after {timeout:.0f} s; log tail:\n{_tail(log)}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/ping", timeout=2.0).status_code == 200:
-                    break
-            time.sleep(0.5)
-        print(f"\njdlens serve (vllm backend) up in {time.monotonic() - t0:.1f} s ({url})")
+    with running(cmd, f"{url}/ping", log, env=env, timeout=timeout, name="jdlens serve") as start_s:
+        print(f"\njdlens serve (vllm backend) up in {start_s:.1f} s ({url})")
         yield url
-    finally:
-        _stop(proc)
 
 
 def train_small_model(project: Path, folder: Path) -> Path:
