@@ -97,8 +97,8 @@ def main(path: str) -> int:
                     problems.append(f"sentence text empty, padded or multi-line: {t!r}")
                 if re.match(r"^([-*\u2022]|\d+[.)]|#+)\s", t):
                     problems.append(f"bullet/heading marker belongs in 'p': {t!r}")
-        if not 8 <= n <= 60:
-            problems.append(f"{n} sentences (need 8-60)")
+        if not 8 <= n <= 90:
+            problems.append(f"{n} sentences (need 8-90)")
         if not problems:
             rt, ms = derive(jd)
             if rt != jd["role_type"]:
