@@ -119,11 +119,16 @@ def data_add(
 
 
 @data_app.command("stats")
-def data_stats() -> None:
-    """Counts per split, label, flag, hard negatives and opening variety, as JSON (for the dataset card)."""
+def data_stats(
+    table: Annotated[bool, typer.Option("--table", help="a side-by-side table of the splits instead of JSON")] = False,
+) -> None:
+    """Counts per split, label, flag, hard negatives, sentence length and opening variety, and how far each
+    split's label spread and length distribution are from every other split's (JSON, or --table)."""
     from jdlens.validate import data_stats as stats
+    from jdlens.validate import format_stats_table
 
-    typer.echo(json.dumps(stats(repo_root()), indent=2))
+    result = stats(repo_root())
+    typer.echo(format_stats_table(result) if table else json.dumps(result, indent=2))
 
 
 # ---------------------------------------------------------------- predict / score / eval
@@ -170,7 +175,10 @@ def score(
 @app.command("eval")
 def eval_cmd(
     model: ModelOpt = "champion",
-    split: Annotated[str, typer.Option(help="test or dev")] = "test",
+    split: Annotated[
+        str,
+        typer.Option(help="test, dev, realistic (the held-out half of the real-posting-style JDs) or realistic_dev"),
+    ] = "test",
     out: Annotated[Path | None, typer.Option(help="where to write the JSON (default .jdlens/eval/)")] = None,
 ) -> None:
     """Sentence-level and JD-level metrics, printed as a table and written as JSON."""
@@ -179,11 +187,18 @@ def eval_cmd(
     from jdlens.paths import state_dir
     from jdlens.report import load_report_config
 
-    if split not in ("test", "dev"):
-        fail("--split must be test or dev")
+    jd_split = {"test": "test", "dev": "dev", "realistic": "realistic_test", "realistic_dev": "realistic_dev"}.get(
+        split
+    )
+    if jd_split is None:
+        fail("--split must be test, dev, realistic or realistic_dev")
     store = DataStore(repo_root())
+    jds = store.jds(jd_split)
+    sentences = store.sentences("test") if split == "test" else []
+    if not jds and not sentences:
+        fail(f"no data for --split {split} (data/jds/{jd_split}.jsonl)")
     predictor = _load(model)
-    result = evaluate(predictor, store.sentences(split), store.jds(split), load_report_config())
+    result = evaluate(predictor, sentences, jds, load_report_config())
     result["split"] = split
     typer.echo(format_table(result))
     slug = model.replace(":", "-").replace("/", "_").replace("@", "-")
@@ -396,7 +411,8 @@ def tune_report(
     model: ModelOpt = "champion",
     write: Annotated[bool, typer.Option("--write", help="save the best values into configs/report.yaml")] = False,
 ) -> None:
-    """Tune the JD-level thresholds (mixed share, minimum sentences) on the dev JDs only."""
+    """Tune the JD-level thresholds (mixed share, minimum sentences) on the dev JDs only (both dev halves:
+    the original dev JDs and the realistic dev JDs; never a test split)."""
     import dataclasses
     import itertools
 
@@ -404,9 +420,10 @@ def tune_report(
     from jdlens.evaluate import jd_metrics, predict_jd_sentences
     from jdlens.report import build_report, load_report_config
 
-    jds = DataStore(repo_root()).jds("dev")
+    store = DataStore(repo_root())
+    jds = store.jds("dev") + store.jds("realistic_dev")
     if not jds:
-        fail("no dev JDs in data/jds/dev.jsonl")
+        fail("no dev JDs in data/jds/dev.jsonl or data/jds/realistic_dev.jsonl")
     sents = predict_jd_sentences(_load(model), [j["text"] for j in jds])
     base = load_report_config()
     rows = []

@@ -3,8 +3,12 @@
 Layout (see data/README.md):
   data/sentences/train.jsonl  sentence records for training (plus any `jds/train.jsonl` gold sentences)
   data/sentences/test.jsonl   held-out sentence records, written separately from train
-  data/jds/dev.jsonl          whole JDs for tuning (early stopping, flag and report thresholds)
+  data/jds/dev.jsonl          whole JDs for tuning (report thresholds; logged every epoch)
   data/jds/test.jsonl         held-out whole JDs
+  data/jds/realistic_dev.jsonl   whole JDs in the style of real postings: model selection, calibration,
+                                 flag and report thresholds
+  data/jds/realistic_test.jsonl  their held-out half (`jdlens eval --split realistic`), never tuned on
+  data/jds/train.jsonl        whole JDs for training (their gold sentences join the train split)
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 from jdlens.records import Problem, jd_gold_sentences, normalise, validate_file
 
 SPLITS = ("train", "dev", "test")
-HELD_OUT = ("sentences/test.jsonl", "jds/test.jsonl", "jds/dev.jsonl")
+# Whole-JD splits that never feed training: tuning halves and their held-out halves.
+HELD_OUT_JD_SPLITS = ("dev", "test", "realistic_dev", "realistic_test")
+HELD_OUT = ("sentences/test.jsonl", *(f"jds/{s}.jsonl" for s in HELD_OUT_JD_SPLITS))
 # Short generic lines ("Requirements", "Benefits") repeat in every posting; overlap checks skip them in JDs.
 MIN_WORDS_FOR_JD_OVERLAP = 5
 
@@ -77,7 +83,7 @@ class DataStore:
         sents = [r["text"] for r in self._load("sentences/test.jsonl")]
         jd_sents = [
             s["text"]
-            for rel in ("jds/test.jsonl", "jds/dev.jsonl")
+            for rel in (f"jds/{split}.jsonl" for split in HELD_OUT_JD_SPLITS)
             for s in jd_gold_sentences(self._load(rel))
             if len(s["text"].split()) >= MIN_WORDS_FOR_JD_OVERLAP
         ]

@@ -47,8 +47,30 @@ def sentence_metrics(gold: list[dict[str, Any]], pred: list[dict[str, Any]]) -> 
             for flag in FLAGS
         },
         "confusion": confusion(y_true, y_pred),
+        "calibration": calibration(y_true, pred),
     }
     return out
+
+
+def calibration(y_true: list[str], pred: list[dict[str, Any]], bins: int = 10) -> dict[str, float]:
+    """How far the top role probability is from being right that often: expected calibration error
+    (10 equal-width bins) and the median top probability of the wrong predictions (overconfidence)."""
+    if not pred or "role_scores" not in pred[0]:
+        return {}
+    conf = np.array([max(p["role_scores"].values()) for p in pred])
+    right = np.array([p["role"] == t for p, t in zip(pred, y_true, strict=True)], dtype=float)
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(conf[m].mean() - right[m].mean())
+    wrong = conf[right == 0]
+    return {
+        "role_ece": round(float(ece), 4),
+        "median_confidence_wrong": round(float(np.median(wrong)), 4) if len(wrong) else 0.0,
+        "median_confidence_right": round(float(np.median(conf[right == 1]) if right.any() else 0.0), 4),
+    }
 
 
 def confusion(y_true: list[str], y_pred: list[str]) -> list[list[int]]:
@@ -160,6 +182,8 @@ def flat_metrics(result: dict[str, Any], prefix: str) -> dict[str, float]:
         s = result["sentences"]
         out[f"{prefix}_sent_role_macro_f1"] = s["role_macro_f1"]
         out[f"{prefix}_sent_role_accuracy"] = s["role_accuracy"]
+        if s.get("calibration"):
+            out[f"{prefix}_sent_role_ece"] = s["calibration"]["role_ece"]
         for role, m in s["roles"].items():
             out[f"{prefix}_sent_role_{role}_f1"] = m["f1"]
         for flag, m in s["flags"].items():
@@ -171,6 +195,11 @@ def flat_metrics(result: dict[str, Any], prefix: str) -> dict[str, float]:
         for mistake, m in j["mistakes"].items():
             out[f"{prefix}_jd_mistake_{mistake}_f1"] = m["f1"]
         out[f"{prefix}_jdsent_role_macro_f1"] = result["jd_sentences"]["role_macro_f1"]
+        out[f"{prefix}_jdsent_role_accuracy"] = result["jd_sentences"]["role_accuracy"]
+        for flag, m in result["jd_sentences"]["flags"].items():
+            out[f"{prefix}_jdsent_flag_{flag}_f1"] = m["f1"]
+        if result["jd_sentences"].get("calibration"):
+            out[f"{prefix}_jdsent_role_ece"] = result["jd_sentences"]["calibration"]["role_ece"]
         out[f"{prefix}_segmentation_f1"] = result["segmentation"]["f1"]
     return out
 
@@ -190,6 +219,12 @@ def format_table(result: dict[str, Any]) -> str:
         ]
         for name, m in list(s["roles"].items()) + list(s["flags"].items()):
             lines.append(f"  {name:<18}{m['precision']:>7.3f}{m['recall']:>7.3f}{m['f1']:>7.3f}{m['support']:>7}")
+        cal = s.get("calibration")
+        if cal:
+            lines.append(
+                f"  calibration: ECE {cal['role_ece']:.3f}, median top probability {cal['median_confidence_wrong']:.2f} "
+                f"when wrong, {cal['median_confidence_right']:.2f} when right"
+            )
     if "jds" in result:
         j = result["jds"]
         seg = result["segmentation"]

@@ -30,7 +30,8 @@ class ReportConfig:
     mixed_min_sentences: int = 2
     # A heading that matches this makes the items under it optional (a PhD there is no mistake).
     optional_heading_pattern: str = (
-        r"prefer|nice|bonus|plus|ideal|extra|desirable|great|optional|not required|would be|added advantage"
+        r"prefer|nice|bonus|plus|ideal|extra|desirable|great|good to have|good-to-have|optional|not required|would be"
+        r"|added advantage|may also have|might also have|also great|good fit if you also"
     )
     # A requirement sentence that matches this is a concrete seniority signal (an accomplishment, not a duty).
     concrete_seniority_pattern: str = (
@@ -39,6 +40,12 @@ class ReportConfig:
         r"|run|ran|published|transferred|been (the |a )?(tech(nical)? )?lead|designed and (built|shipped))\b)"
         r"|^\W*(shipped|led|owned|launched|scaled|deployed|built|delivered|took|taken|grew|mentored)\b.{0,200}"
         r"(\d|production|users|customers|team|decisions|publication)"
+        r"|\b(have|has|you've)\s+(put|brought|taken|moved)\b.{0,60}\binto\b.{0,40}\bproduction\b"
+        r"|\bat least (one|two|three|\d+)\b.{0,160}\b(users|customers|requests|in production)\b"
+    )
+    # ...unless it is about applying for the job ("To apply, share something you've built").
+    not_seniority_pattern: str = (
+        r"\bto apply\b|\bwhen you apply\b|\bin your application\b|\bapplicants?\b|\bwhat you('ve| have) built\b"
     )
     score_penalties: dict[str, int] = field(
         default_factory=lambda: {
@@ -57,6 +64,7 @@ class ReportConfig:
             raise ValueError("mixed_min_share must be in (0, 0.5]")
         re.compile(self.optional_heading_pattern)
         re.compile(self.concrete_seniority_pattern)
+        re.compile(self.not_seniority_pattern)
 
 
 def load_report_config(path: Path | None = None) -> ReportConfig:
@@ -113,6 +121,7 @@ def build_report(
     role_type, shares = decide_role_type(sentences, cfg)
     under_optional = optional_sections(sentences, cfg)
     concrete = re.compile(cfg.concrete_seniority_pattern, re.I)
+    not_seniority = re.compile(cfg.not_seniority_pattern, re.I)
     is_req = [s["role"] != "other" for s in sentences]
     flagged = {
         f: [i for i, s in enumerate(sentences) if f in s["flags"] and is_req[i]]
@@ -121,7 +130,10 @@ def build_report(
     concrete_idx = [
         i
         for i, s in enumerate(sentences)
-        if is_req[i] and "vague_seniority" not in s["flags"] and concrete.search(s["text"])
+        if is_req[i]
+        and "vague_seniority" not in s["flags"]
+        and concrete.search(s["text"])
+        and not not_seniority.search(s["text"])
     ]
     mistakes: list[dict[str, Any]] = []
 

@@ -62,6 +62,9 @@ def make_project(root: Path, n_train: int = 300, n_test: int = 80, n_jds: int = 
     _head(REPO / "data/sentences/test.jsonl", root / "data/sentences/test.jsonl", n_test)
     _head(REPO / "data/jds/dev.jsonl", root / "data/jds/dev.jsonl", n_jds)
     _head(REPO / "data/jds/test.jsonl", root / "data/jds/test.jsonl", n_jds)
+    for split in ("realistic_dev", "realistic_test", "train"):
+        if (REPO / f"data/jds/{split}.jsonl").exists():
+            _head(REPO / f"data/jds/{split}.jsonl", root / f"data/jds/{split}.jsonl", max(2, n_jds // 4))
     shutil.copytree(REPO / "configs", root / "configs", dirs_exist_ok=True)
     return root
 

@@ -84,3 +84,39 @@ def test_buzzwords_evidence_and_fix() -> None:
     assert [e["index"] for e in m["evidence"]] == [4, 5]
     assert "RAG" in m["fix"]
     assert r["score"] == 100 - CFG.score_penalties["buzzwords"] - CFG.extra_buzzword_penalty
+
+
+def test_concrete_seniority_patterns_from_real_posting_style_dev_errors() -> None:
+    """Accomplishments phrased the way long postings phrase them count; applying for the job and
+    office days do not (cases from the realistic dev JDs)."""
+    base = [
+        sent("ML Engineer", "other", heading=True),
+        sent("5+ years of experience.", "general", ("vague_seniority",)),
+    ]
+    base += [sent(f"Own the fraud model {i}.", "ml") for i in range(4)]
+    concrete = [
+        "You have put a claims or fraud model into production that changed a business metric you can name.",
+        "Hands-on experience building at least one LLM application that several hundred users rely on every week.",
+    ]
+    not_concrete = [
+        "To apply, submit your CV and answer two questions about LLM systems you have built.",
+        "We care more about what you have built than about your degree.",
+        "We work in our Berlin office at least two days a week.",
+        "Put models into production on Vertex AI and monitor them.",
+    ]
+    for text in concrete:
+        r = build_report(base + [sent(text, "ml")], CFG)
+        assert "vague_seniority" not in types(r), text
+    for text in not_concrete:
+        r = build_report(base + [sent(text, "general")], CFG)
+        assert "vague_seniority" in types(r), text
+
+
+def test_phd_under_a_strong_candidates_may_also_have_heading_is_optional() -> None:
+    s = [sent("ML Engineer", "other", heading=True)] + [sent(f"Serve model {i}.", "ml") for i in range(4)]
+    optional = s + [sent("Strong candidates may also have:", "other", heading=True)]
+    optional += [sent("PhD in machine learning.", "general", ("phd_required",))]
+    assert "phd_for_non_research" not in types(build_report(optional, CFG))
+    required = s + [sent("You might be a good fit if you:", "other", heading=True)]
+    required += [sent("PhD in machine learning.", "general", ("phd_required",))]
+    assert "phd_for_non_research" in types(build_report(required, CFG))

@@ -29,7 +29,13 @@ class TrainingArguments:
     patience: int = 2  # epochs without dev improvement before early stopping
     max_steps: int = 0  # stop after this many optimizer steps (0: no limit); tests and benchmarks use it
     max_train_examples: int = 0  # use only the first N shuffled training examples (0: all)
-    tune_flag_thresholds: bool = True  # pick each flag's threshold on the dev JDs' gold sentences
+    tune_flag_thresholds: bool = True  # pick each flag's threshold on the selection split's gold sentences
+    # The JD split that picks the epoch, fits the temperature and tunes flag thresholds: the realistic dev
+    # half (real-posting style and prevalence); "dev" when that file is absent.
+    select_split: str = "realistic_dev"
+    calibrate: bool = True  # temperature scaling on the selection split, folded into the head's weights
+    label_smoothing: float = 0.0  # role cross-entropy label smoothing (a guard against overconfidence)
+    length_bucketing: bool = True  # batches of similar token counts (less padding), in shuffled order
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
     precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" or "fp32"
     num_threads: int = 0  # torch CPU threads (0: torch's default)

@@ -27,7 +27,10 @@ def render(args: dict[str, Any], hashes: dict[str, str], result: dict[str, Any],
         f"- epochs run: {train_info.get('epochs_run')}, best epoch {train_info.get('best_epoch')}, "
         f"{train_info.get('examples_per_second', 0):.1f} examples/s on {train_info.get('device')}",
         f"- trainable parameters: {train_info.get('trainable_params'):,} of {train_info.get('total_params'):,}",
-        f"- flag thresholds (tuned on dev JDs): {train_info.get('flag_thresholds')}",
+        f"- selected, calibrated and flag thresholds tuned on: {train_info.get('selected_on', 'dev')} "
+        f"(role temperature {train_info.get('role_temperature', 1.0)}, flag temperature "
+        f"{train_info.get('flag_temperature', 1.0)}, folded into the head)",
+        f"- flag thresholds: {train_info.get('flag_thresholds')}",
         "",
         "## Data (content hashes)",
         *[f"- `{k}`: {v}" for k, v in sorted(hashes.items())],

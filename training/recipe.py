@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from jdlens.labels import FLAGS, ID2LABEL, LABEL2ID, NUM_ROLES, ROLES
 from jdlens.model import JDLensClassifier
@@ -53,6 +53,10 @@ class TrainResult:
     steps: int = 0
     trainable_params: int = 0
     total_params: int = 0
+    role_temperature: float = 1.0  # folded into the head (1.0 = not calibrated)
+    flag_temperature: float = 1.0
+    dev_ece_before: float = float("nan")  # role expected calibration error on the selection split
+    dev_ece_after: float = float("nan")
 
 
 def pick_device(args: TrainingArguments, dist_info: DistInfo) -> torch.device:
@@ -124,12 +128,42 @@ def make_collate(tokenizer: Any) -> Callable[[list[dict[str, Any]]], dict[str, t
     return collate
 
 
+class LengthBucketBatchSampler(Sampler[list[int]]):
+    """Shuffled batches of similar token counts: examples are shuffled, cut into pools of 50 batches, each
+    pool sorted by length and cut into batches, and the batches shuffled again. Dynamic padding then pads
+    a batch to a length close to all of its examples instead of to a random long one."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, pool_batches: int = 50) -> None:
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.pool = batch_size * pool_batches
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):  # noqa: ANN204 - a Sampler's iterator
+        order = torch.randperm(len(self.lengths), generator=self.gen).tolist()
+        batches = []
+        for p in range(0, len(order), self.pool):
+            pool = sorted(order[p : p + self.pool], key=lambda i: self.lengths[i])
+            batches += [pool[b : b + self.batch_size] for b in range(0, len(pool), self.batch_size)]
+        for k in torch.randperm(len(batches), generator=self.gen).tolist():
+            yield batches[k]
+
+    def __len__(self) -> int:
+        return sum(
+            math.ceil(len(self.lengths[p : p + self.pool]) / self.batch_size)
+            for p in range(0, len(self.lengths), self.pool)
+        )
+
+
 def make_loader(rows: list[dict[str, Any]], tokenizer: Any, args: TrainingArguments, dist_info: DistInfo) -> DataLoader:
     if dist_info.enabled:
         sampler = DistributedSampler(
             rows, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True, seed=args.seed
         )
         return DataLoader(rows, batch_size=args.batch_size, sampler=sampler, collate_fn=make_collate(tokenizer))
+    if args.length_bucketing:
+        sampler = LengthBucketBatchSampler([len(r["input_ids"]) for r in rows], args.batch_size, args.seed)
+        return DataLoader(rows, batch_sampler=sampler, collate_fn=make_collate(tokenizer))
     gen = torch.Generator().manual_seed(args.seed)
     return DataLoader(rows, batch_size=args.batch_size, shuffle=True, generator=gen, collate_fn=make_collate(tokenizer))
 
@@ -148,11 +182,16 @@ def loss_weights(records: list[dict[str, Any]], args: TrainingArguments) -> tupl
 
 
 def compute_loss(
-    logits: torch.Tensor, role: torch.Tensor, flags: torch.Tensor, role_w: torch.Tensor, flag_pw: torch.Tensor
+    logits: torch.Tensor,
+    role: torch.Tensor,
+    flags: torch.Tensor,
+    role_w: torch.Tensor,
+    flag_pw: torch.Tensor,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Cross-entropy over the 5 role logits plus binary cross-entropy over the 3 flag logits."""
     logits = logits.float()
-    ce = F.cross_entropy(logits[:, :NUM_ROLES], role, weight=role_w)
+    ce = F.cross_entropy(logits[:, :NUM_ROLES], role, weight=role_w, label_smoothing=label_smoothing)
     bce = F.binary_cross_entropy_with_logits(logits[:, NUM_ROLES:], flags, pos_weight=flag_pw)
     return ce + bce
 
@@ -177,6 +216,47 @@ def tune_thresholds(flag_p: np.ndarray, gold: list[dict[str, Any]]) -> dict[str,
                 best = (f1, float(round(t, 2)))
         out[f] = best[1]
     return out
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray, binary: bool) -> float:
+    """The temperature T that minimises the negative log-likelihood of `targets` under logits / T
+    (softmax over classes, or sigmoid per column when `binary`); a grid search is enough for one scalar."""
+    z = torch.tensor(logits, dtype=torch.float64)
+    y = torch.tensor(targets)
+    best = (float("inf"), 1.0)
+    for t in np.arange(0.5, 5.001, 0.05):
+        if binary:
+            nll = F.binary_cross_entropy_with_logits(z / t, y.double()).item()
+        else:
+            nll = F.cross_entropy(z / t, y.long()).item()
+        if nll < best[0] - 1e-12:
+            best = (nll, float(round(t, 2)))
+    return best[1]
+
+
+def role_ece(role_logits: np.ndarray, roles: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top role probability (equal-width bins)."""
+    z = role_logits - role_logits.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    conf, right = p.max(axis=1), (p.argmax(axis=1) == roles).astype(float)
+    ece = 0.0
+    for lo, hi in zip(np.linspace(0, 1, bins + 1)[:-1], np.linspace(0, 1, bins + 1)[1:], strict=True):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(conf[m].mean() - right[m].mean())
+    return round(float(ece), 4)
+
+
+def fold_temperature(model: torch.nn.Module, role_t: float, flag_t: float) -> None:
+    """Divide the head's role and flag logits by their temperatures by scaling its weights, so every
+    backend (local, exported folder, vLLM) returns calibrated logits with no extra step."""
+    scale = torch.tensor([1.0 / role_t] * NUM_ROLES + [1.0 / flag_t] * (len(ID2LABEL) - NUM_ROLES))
+    with torch.no_grad():
+        for name, m in model.named_modules():
+            if isinstance(m, torch.nn.Linear) and m.out_features == len(ID2LABEL) and "classifier" in name:
+                m.weight.mul_(scale.to(m.weight)[:, None])
+                if m.bias is not None:
+                    m.bias.mul_(scale.to(m.bias))
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -243,7 +323,7 @@ def train(
             role, flags = batch.pop("role"), batch.pop("flags")
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = model(**batch).logits
-            loss = compute_loss(logits, role, flags, role_w, flag_pw)
+            loss = compute_loss(logits, role, flags, role_w, flag_pw, args.label_smoothing)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -297,6 +377,16 @@ def train(
     if dist_info.is_main and best_state is not None:
         base.load_state_dict(best_state)
     clf = JDLensClassifier(base.eval(), tokenizer, {"max_length": args.max_length})
+    if dist_info.is_main and dev_records and args.calibrate:
+        logits = clf.logits([r["text"] for r in dev_records])
+        roles = np.array([ROLES.index(r["role"]) for r in dev_records])
+        flags = np.array([[float(f in r.get("flags", [])) for f in FLAGS] for r in dev_records])
+        result.role_temperature = fit_temperature(logits[:, :NUM_ROLES], roles, binary=False)
+        result.flag_temperature = fit_temperature(logits[:, NUM_ROLES:], flags, binary=True)
+        result.dev_ece_before = role_ece(logits[:, :NUM_ROLES], roles)
+        result.dev_ece_after = role_ece(logits[:, :NUM_ROLES] / result.role_temperature, roles)
+        fold_temperature(base, result.role_temperature, result.flag_temperature)
+        clf.meta.update({"role_temperature": result.role_temperature, "flag_temperature": result.flag_temperature})
     if dist_info.is_main and dev_records and args.tune_flag_thresholds:
         _, flag_p = clf.predict_proba([r["text"] for r in dev_records])
         clf.flag_thresholds = tune_thresholds(flag_p, dev_records)

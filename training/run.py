@@ -64,8 +64,10 @@ def _log_datasets(store: DataStore, extra: list[dict[str, Any]]) -> dict[str, st
         "sentences/train.jsonl": "training",
         "jds/train.jsonl": "training",
         "jds/dev.jsonl": "validation",
+        "jds/realistic_dev.jsonl": "validation",
         "sentences/test.jsonl": "testing",
         "jds/test.jsonl": "testing",
+        "jds/realistic_test.jsonl": "testing",
     }
     for rel, digest in hashes.items():
         path = store.data / rel
@@ -117,7 +119,8 @@ def run_training(
     store = DataStore(root)
     extra = list(extra_train or [])
     train_records = store.train_records() + extra
-    dev_records = jd_gold_sentences(store.jds("dev"))
+    select_split = args.select_split if store.jds(args.select_split) else "dev"
+    dev_records = jd_gold_sentences(store.jds(select_split))
     if not dist_info.is_main:
         train(args, train_records, dev_records, dist_info=dist_info)
         return None
@@ -131,6 +134,7 @@ def run_training(
                 "config_file": config_path or "(defaults)",
                 "n_train": len(train_records),
                 "n_dev": len(dev_records),
+                "selected_on": select_split,
                 "world_size": dist_info.world_size,
             }
         )
@@ -174,12 +178,20 @@ def run_training(
             "best_epoch": result.best_epoch,
             "best_dev_score": result.best_dev_score,
             "trainable_params": result.trainable_params,
+            "role_temperature": result.role_temperature,
+            "flag_temperature": result.flag_temperature,
+            "select_role_ece_before_calibration": result.dev_ece_before,
+            "select_role_ece_after_calibration": result.dev_ece_after,
         }
+        metrics = {k: v for k, v in metrics.items() if v == v}  # MLflow rejects NaN: drop what was not measured
         results: dict[str, Any] = {}
-        splits = [("dev", [], store.jds("dev"))]
+        splits = [("dev", [], store.jds("dev")), ("realistic_dev", [], store.jds("realistic_dev"))]
         if args.evaluate_test:
-            splits.append(("test", store.sentences("test"), store.jds("test")))
+            splits += [("test", store.sentences("test"), store.jds("test"))]
+            splits += [("realistic_test", [], store.jds("realistic_test"))]
         for name, sents, jds in splits:
+            if not sents and not jds:
+                continue
             results[name] = evaluate(merged, sents, jds, report_cfg)
             metrics.update(flat_metrics(results[name], name))
         mlflow.log_metrics(metrics)
@@ -199,6 +211,9 @@ def run_training(
             "trainable_params": result.trainable_params,
             "total_params": result.total_params,
             "flag_thresholds": merged.flag_thresholds,
+            "selected_on": select_split,
+            "role_temperature": result.role_temperature,
+            "flag_temperature": result.flag_temperature,
         }
         card = render(args.to_params(), hashes, main_result, info)
         (out / "model" / "README.md").write_text(card)
