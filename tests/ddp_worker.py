@@ -27,6 +27,7 @@ def main(encoder: str, data: str, out: str) -> None:
         lora_r=4,
         learning_rate=0.01,
         tune_flag_thresholds=False,
+        calibrate=False,  # rank 0 alone folds a temperature into its head after training; compare the training
         register=False,
     )
     result = train(args, records, records[:16] if info.is_main else [], dist_info=info)
