@@ -172,6 +172,30 @@ def score(
     typer.echo(json.dumps(engine.score(text), ensure_ascii=False, indent=2))
 
 
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(help="the JD before the edit (plain text or markdown)")],
+    new: Annotated[str, typer.Argument(help="the JD after the edit")],
+    model: ModelOpt = "champion",
+    report: Annotated[bool, typer.Option("--report", help="also print the new JD's full report")] = False,
+) -> None:
+    """Rescore an edited JD: score delta, mistakes fixed and introduced, sentences whose role changed."""
+    from jdlens.report import load_report_config
+    from jdlens.report_diff import diff_reports
+    from serving.engine import Engine
+
+    texts = [_read_input(old), _read_input(new)]
+    for name, text in zip((old, new), texts, strict=True):
+        if not text.strip():
+            fail(f"{name}: the JD is empty")
+    engine = Engine(_load(model), load_report_config())
+    before, after = (engine.score(t) for t in texts)
+    out: dict[str, Any] = {"diff": diff_reports(before, after)}
+    if report:
+        out["report"] = after
+    typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+
+
 @app.command("eval")
 def eval_cmd(
     model: ModelOpt = "champion",
@@ -444,9 +468,17 @@ def tune_report(
     )
     if write:
         path = repo_root() / "configs" / "report.yaml"
-        header = [x for x in path.read_text(encoding="utf-8").splitlines() if x.startswith("#")]
-        body = [f"mixed_min_share: {best[2]}", f"mixed_min_sentences: {best[3]}"]
-        path.write_text("\n".join(header + body) + "\n", encoding="utf-8")
+        # Rewrite only the two tuned values; every other line (the other checks' settings) stays as it is.
+        lines = path.read_text(encoding="utf-8").splitlines()
+        tuned = {"mixed_min_share": best[2], "mixed_min_sentences": best[3]}
+        header_end = next((i for i, x in enumerate(lines) if not x.startswith("#")), len(lines))
+        for key, value in tuned.items():
+            at = next((i for i, x in enumerate(lines) if x.split(":", 1)[0] == key), None)
+            if at is None:
+                lines.insert(header_end, f"{key}: {value}")
+            else:
+                lines[at] = f"{key}: {value}"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         typer.echo(f"wrote {path}")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
 from jdlens.labels import FLAGS, MISTAKES, ROLE_TYPES, ROLES
+from jdlens.markdown_text import clean_markdown
 from jdlens.model import sentence_predictions
 from jdlens.report import ReportConfig, build_report
 from jdlens.segment import split_sentences
@@ -103,14 +104,14 @@ def segmentation_metrics(jds: list[dict[str, Any]]) -> dict[str, Any]:
 def predict_jd_sentences(predictor: Any, texts: list[str]) -> list[list[dict[str, Any]]]:
     """Segment and classify many JDs with one predictor call; returns each JD's predicted sentences."""
     spans = [split_sentences(t) for t in texts]
-    flat = [s.text for ss in spans for s in ss]
+    flat = [clean_markdown(s.text) for ss in spans for s in ss]  # what the model sees, as in serving
     role_p, flag_p = predictor.predict_proba(flat)
     preds = sentence_predictions(flat, role_p, flag_p, predictor.flag_thresholds)
     out, k = [], 0
     for ss in spans:
         rows = []
         for s in ss:
-            rows.append({**preds[k], "start": s.start, "end": s.end, "heading": s.heading})
+            rows.append({**preds[k], "text": s.text, "start": s.start, "end": s.end, "heading": s.heading})
             k += 1
         out.append(rows)
     return out

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from jdlens.config import load_config, repo_root
+from jdlens.jd_checks import run_checks
 from jdlens.labels import ROLE_SPECIFIC
 from jdlens.role_facts import (
     INTERVIEW_PLANS,
@@ -20,6 +21,30 @@ from jdlens.role_facts import (
     SENIORITY_EXAMPLES,
     SPECIFIC_EXAMPLES,
 )
+
+# Points off the score per mistake type; every check the report runs, in the order the summary lists them.
+DEFAULT_PENALTIES: dict[str, int] = {
+    "mixed_roles": 35,
+    "phd_for_non_research": 20,
+    "buzzwords": 15,
+    "vague_seniority": 15,
+    "gendered_wording": 10,
+    "exclusionary_language": 10,
+    "missing_pay_range": 10,
+    "requirements_overload": 10,
+}
+# What each check looks for, for the score explanation's summary.
+CHECKS: dict[str, str] = {
+    "mixed_roles": "one role per JD (not several AI roles mixed)",
+    "phd_for_non_research": "no PhD required outside research roles",
+    "buzzwords": "concrete requirements, not umbrella terms",
+    "vague_seniority": "seniority shown by accomplishments, not only years",
+    "gendered_wording": "no lean to masculine-coded words (Gaucher, Friesen & Kay 2011)",
+    "exclusionary_language": "no age-coded, ability-coded or exclusionary culture wording",
+    "missing_pay_range": "a pay range with a currency",
+    "requirements_overload": "a short list of must-have requirements",
+}
+JD_WIDE_CHECKS = ("gendered_wording", "exclusionary_language", "missing_pay_range", "requirements_overload")
 
 
 @dataclass
@@ -47,17 +72,37 @@ class ReportConfig:
     not_seniority_pattern: str = (
         r"\bto apply\b|\bwhen you apply\b|\bin your application\b|\bapplicants?\b|\bwhat you('ve| have) built\b"
     )
-    score_penalties: dict[str, int] = field(
-        default_factory=lambda: {
-            "mixed_roles": 35,
-            "phd_for_non_research": 20,
-            "buzzwords": 15,
-            "vague_seniority": 15,
-        }
-    )
+    score_penalties: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PENALTIES))
     # Each buzzword sentence past the first costs this many more points, up to this cap.
     extra_buzzword_penalty: int = 3
     extra_buzzword_cap: int = 15
+    # gendered_wording fires when masculine-coded words outnumber feminine-coded ones by at least this many.
+    gendered_wording_margin: int = 3
+    # requirements_overload fires above this many must-have requirement sentences.
+    requirements_overload_max: int = 15
+    # A heading that opens the must-have requirements (checked after optional_heading_pattern).
+    requirements_heading_pattern: str = (
+        r"require|qualif|must|you have|you.ll need|you will need|looking for|about you|who you are|skills"
+        r"|experience|you bring|what we need|what you.ll need|you should have|ideal candidate"
+    )
+    # Without such a heading, a role or general sentence that matches this counts as a requirement.
+    requirement_sentence_pattern: str = (
+        r"\b(experience|years?|degree|bs|ms|msc|bsc|phd|knowledge|proficien\w*|familiar\w*|fluen\w*|must|required"
+        r"|you have|strong|solid|ability to|understanding|background in|expertise|skills?)\b"
+    )
+    # The input check: a JD has at least this many distinct JD cues (jdlens/wordlists/jd_cues.txt) ...
+    min_jd_cues: int = 3
+    # ... and is not first-person text with this many CV/news cues (cv_cues.txt) ...
+    min_non_jd_cues: int = 2
+    # ... and, once it has this many words, at least this share of them are English function words.
+    min_words_for_language: int = 20
+    min_english_share: float = 0.15
+    # Extra word lists (same file names as jdlens/wordlists/) that extend the built-in ones.
+    wordlists_dir: str = "configs/wordlists"
+
+    def __post_init__(self) -> None:
+        # A config that lists only some penalties keeps the defaults for the others.
+        self.score_penalties = {**DEFAULT_PENALTIES, **self.score_penalties}
 
     def validate(self) -> None:
         if not 0 < self.mixed_min_share <= 0.5:
@@ -65,6 +110,13 @@ class ReportConfig:
         re.compile(self.optional_heading_pattern)
         re.compile(self.concrete_seniority_pattern)
         re.compile(self.not_seniority_pattern)
+        re.compile(self.requirements_heading_pattern)
+        re.compile(self.requirement_sentence_pattern)
+        unknown = set(self.score_penalties) - set(DEFAULT_PENALTIES)
+        if unknown:
+            raise ValueError(f"score_penalties: unknown mistake type(s) {sorted(unknown)}")
+        if self.gendered_wording_margin < 1 or self.requirements_overload_max < 1:
+            raise ValueError("gendered_wording_margin and requirements_overload_max must be at least 1")
 
 
 def load_report_config(path: Path | None = None) -> ReportConfig:
@@ -108,6 +160,16 @@ def optional_sections(sentences: list[dict[str, Any]], cfg: ReportConfig) -> lis
         if s.get("heading") and s["role"] == "other":
             optional = bool(pattern.search(s["text"]))
         out.append(optional)
+    return out
+
+
+def _check_summary(penalties: dict[str, int], assessment: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every check, passed or failed (or skipped on a text that is not an English JD), like a linter's summary."""
+    out = []
+    for check, what in CHECKS.items():
+        skipped = check in JD_WIDE_CHECKS and not assessment["looks_like_jd"]
+        status = "skipped" if skipped else "failed" if check in penalties else "passed"
+        out.append({"check": check, "status": status, "penalty": penalties.get(check, 0), "what": what})
     return out
 
 
@@ -191,6 +253,9 @@ def build_report(
             }
         )
 
+    wording, assessment = run_checks(sentences, role_type, under_optional, cfg)
+    mistakes += wording
+
     penalties = {m["type"]: cfg.score_penalties[m["type"]] for m in mistakes}
     if "buzzwords" in penalties:
         extra = (len(flagged["buzzword"]) - 1) * cfg.extra_buzzword_penalty
@@ -206,7 +271,8 @@ def build_report(
     report.update(
         {
             "role_type": role_type,
-            "role_title": ROLE_TITLES.get(role_type, "Mixed: several AI roles in one JD"),
+            "role_title": ("" if assessment["looks_like_jd"] else "Low confidence: ")
+            + ROLE_TITLES.get(role_type, "Mixed: several AI roles in one JD"),
             "role_shares": shares,
             "score": score,
             "score_explanation": {
@@ -214,7 +280,11 @@ def build_report(
                 "penalties": penalties,
                 "rule": "100 minus a fixed penalty per mistake (configs/report.yaml); each buzzword "
                 "sentence after the first costs extra, up to a cap.",
+                "checks": _check_summary(penalties, assessment),
             },
+            "role_type_confidence": "normal" if assessment["looks_like_jd"] else "low",
+            "input": {k: v for k, v in assessment.items() if k != "notes"},
+            "notes": assessment["notes"],
             "mistakes": mistakes,
             "concrete_seniority_evidence": _evidence(sentences, concrete_idx),
             "salary_bands": {r: SALARY_BANDS[r] for r in roles_for_facts},

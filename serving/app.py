@@ -46,6 +46,11 @@ class ScoreBatchRequest(BaseModel):
     jds: list[ScoreRequest]
 
 
+class DiffRequest(BaseModel):
+    old: str = Field(..., description="the JD before the edit")
+    new: str = Field(..., description="the JD after the edit")
+
+
 class FeedbackRequest(BaseModel):
     text: str
     role: str
@@ -201,6 +206,15 @@ def create_app(state: ServiceState) -> FastAPI:
                 413, "too_many_jds", f"{len(req.jds)} JDs; at most {state.cfg.max_jds_per_batch} per request"
             )
         return {"reports": list(await asyncio.gather(*(score_one(j) for j in req.jds)))}
+
+    @app.post("/v1/diff")
+    async def diff(req: DiffRequest) -> dict[str, Any]:
+        """Rescore an edited JD: the new report and what changed (score delta, mistakes fixed and introduced,
+        sentences whose role changed)."""
+        from jdlens.report_diff import diff_reports
+
+        old, new = await asyncio.gather(score_one(ScoreRequest(text=req.old)), score_one(ScoreRequest(text=req.new)))
+        return {"diff": diff_reports(old, new), "report": new}
 
     # ------------------------------------------------------------------ TorchServe / KServe-style inference
 

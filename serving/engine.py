@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from jdlens.markdown_text import clean_markdown
 from jdlens.model import sentence_predictions
 from jdlens.predictors import describe
 from jdlens.report import ReportConfig, build_report
@@ -26,7 +27,7 @@ class Limits:
 @dataclass
 class Prepared:
     spans: list[Span]
-    texts: list[str]  # what the model sees (sentences cut to max_chars_per_sentence)
+    texts: list[str]  # what the model sees (markdown syntax removed, cut to max_chars_per_sentence)
     notes: list[str] = field(default_factory=list)
 
 
@@ -53,7 +54,7 @@ class Engine:
                 f"the JD has {len(spans)} sentences; only the first {self.limits.max_sentences_per_jd} were scored"
             )
             spans = spans[: self.limits.max_sentences_per_jd]
-        texts, cut = self.clip([s.text for s in spans])
+        texts, cut = self.clip([clean_markdown(s.text) for s in spans])
         if cut:
             notes.append(
                 f"{len(cut)} sentence(s) longer than {self.limits.max_chars_per_sentence} characters were "
@@ -66,7 +67,15 @@ class Engine:
     ) -> dict[str, Any]:
         preds = sentence_predictions(prep.texts, role_p, flag_p, self.predictor.flag_thresholds)
         sentences = [
-            {**p, "index": i, "text": s.text, "start": s.start, "end": s.end, "heading": s.heading}
+            {
+                **p,
+                "index": i,
+                "text": s.text,
+                "display_text": clean_markdown(s.text),
+                "start": s.start,
+                "end": s.end,
+                "heading": s.heading,
+            }
             for i, (p, s) in enumerate(zip(preds, prep.spans, strict=True))
         ]
         report = build_report(sentences, self.report_cfg, model=self.model_info, jd_id=jd_id)

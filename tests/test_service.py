@@ -61,6 +61,18 @@ def test_score_report_shape_and_truncation(client: TestClient) -> None:
     assert len(batch.json()["reports"]) == 2
 
 
+def test_diff_rescores_an_edited_jd(client: TestClient) -> None:
+    new = JD.replace("- PhD in CS.\n", "- Salary: $150,000 - $190,000.\n")
+    r = client.post("/v1/diff", json={"old": JD, "new": new})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["report"] == client.post("/v1/score", json={"text": new}).json()
+    d = body["diff"]
+    assert d["new_score"] == body["report"]["score"] and d["score_delta"] == d["new_score"] - d["old_score"]
+    assert [a["text"] for a in d["sentences_added"]] == ["Salary: $150,000 - $190,000."]
+    assert [x["text"] for x in d["sentences_removed"]] == ["PhD in CS."]
+
+
 def test_torchserve_inputs_all_agree(client: TestClient) -> None:
     texts = ["Build RAG with pgvector.", "PhD required."]
     as_list = client.post("/predictions/jdlens", json=texts).json()
@@ -88,6 +100,8 @@ def test_torchserve_inputs_all_agree(client: TestClient) -> None:
         ("post", "/predictions/jdlens/99", {"json": ["a"]}, 404),
         ("get", "/nope", {}, 404),
         ("get", "/v1/score", {}, 405),
+        ("post", "/v1/diff", {"json": {"old": JD}}, 422),
+        ("post", "/v1/diff", {"json": {"old": JD, "new": "  "}}, 422),
     ],
 )
 def test_bad_requests_get_json_4xx(client: TestClient, method: str, path: str, kwargs: dict, status: int) -> None:
