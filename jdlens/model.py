@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from jdlens.labels import FLAGS, ID2LABEL, LABEL2ID, NUM_ROLES, ROLES
+from jdlens.markdown_text import clean_markdown
 
 META_FILE = "jdlens.json"
 
@@ -107,7 +108,8 @@ class JDLensClassifier:
         if not texts:
             return np.zeros((0, len(ID2LABEL)), dtype=np.float32)
         device = next(self.model.parameters()).device
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        # Markdown emphasis and link syntax is not part of a sentence's meaning (training strips it too).
+        enc = self.tokenizer([clean_markdown(t) for t in texts], truncation=True, max_length=self.max_length)
         rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
         order = sorted(range(len(texts)), key=lambda i: len(rows[i]["input_ids"]))
         out = np.zeros((len(texts), len(ID2LABEL)), dtype=np.float32)

@@ -27,6 +27,7 @@ import httpx
 import numpy as np
 
 from jdlens.labels import FLAGS, ID2LABEL
+from jdlens.markdown_text import clean_markdown
 from jdlens.model import sentence_predictions, split_logits
 
 NUM_LABELS = len(ID2LABEL)
@@ -187,7 +188,8 @@ class VLLMBackend:
     # ---- scoring --------------------------------------------------------------------------------
 
     def _payload(self, model: str, texts: Sequence[str]) -> dict[str, Any]:
-        payload: dict[str, Any] = {"model": model, "input": list(texts), "use_activation": False}
+        # The model was trained on sentences without markdown emphasis/link syntax, as the local one sees them.
+        payload: dict[str, Any] = {"model": model, "input": [clean_markdown(t) for t in texts], "use_activation": False}
         if self.max_length is not None:
             payload["truncate_prompt_tokens"] = self.max_length
         return payload

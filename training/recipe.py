@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from jdlens.labels import FLAGS, ID2LABEL, LABEL2ID, NUM_ROLES, ROLES
+from jdlens.markdown_text import clean_markdown
 from jdlens.model import JDLensClassifier
 from jdlens.paths import offline_by_default, resolve_base_model
 from training.args import TrainingArguments
@@ -107,7 +108,8 @@ def build_model(args: TrainingArguments) -> tuple[torch.nn.Module, Any]:
 
 
 def encode(tokenizer: Any, records: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
-    enc = tokenizer([r["text"] for r in records], truncation=True, max_length=max_length)
+    # The model sees sentences without markdown emphasis and link syntax, at training and at serving time.
+    enc = tokenizer([clean_markdown(r["text"]) for r in records], truncation=True, max_length=max_length)
     rows = []
     for i, r in enumerate(records):
         row = {k: enc[k][i] for k in enc.keys()}
