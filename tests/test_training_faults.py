@@ -25,12 +25,17 @@ REPO = Path(__file__).resolve().parent.parent
 NEW = [{"text": "Fine-tune Whisper on call-centre audio and ship it behind Triton.", "role": "ml", "flags": []}]
 
 
+def fast(encoder: Path) -> list[str]:
+    """The tiny config with one epoch: every test here trains two or three times."""
+    return [*tiny_overrides(encoder), "epochs=1"]
+
+
 def _snapshot(project: Path) -> dict[str, bytes]:
     return {str(p.relative_to(project)): p.read_bytes() for p in sorted((project / "data").glob("**/*.jsonl"))}
 
 
 def _train_champion(project: Path, tiny_encoder: Path) -> None:
-    res = runner.invoke(app, ["train", *tiny_overrides(tiny_encoder)])
+    res = runner.invoke(app, ["train", *fast(tiny_encoder)])
     assert res.exit_code == 0, res.output
 
 
@@ -43,9 +48,7 @@ def _assert_unchanged(project: Path, data_before: dict[str, bytes]) -> None:
 
 
 def _next_retrain_succeeds(project: Path, tiny_encoder: Path, new: Path) -> None:
-    res = runner.invoke(
-        app, ["retrain", str(new), "--promote", "never", "--no-embeddings", *tiny_overrides(tiny_encoder), "epochs=1"]
-    )
+    res = runner.invoke(app, ["retrain", str(new), "--promote", "never", "--no-embeddings", *fast(tiny_encoder)])
     assert res.exit_code == 0, res.output
     assert "added 1 record(s) to data/sentences/train.jsonl" in res.output
     client = tracking.setup()
@@ -82,7 +85,7 @@ def test_kill_9_mid_epoch_leaves_everything_and_next_run_succeeds(project: Path,
     before = _snapshot(project)
     marker = project / "mid-epoch"
     cmd = [sys.executable, "-c", KILLED_RETRAIN, str(marker)]
-    cmd += ["retrain", str(new), "--promote", "always", "--no-embeddings", *tiny_overrides(tiny_encoder)]
+    cmd += ["retrain", str(new), "--promote", "always", "--no-embeddings", *fast(tiny_encoder)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=os.environ.copy(), start_new_session=True)
     try:
         deadline = time.monotonic() + 240
@@ -112,7 +115,7 @@ def test_full_disk_while_writing_artifacts(project: Path, tiny_encoder: Path, mo
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(mlflow, "log_artifacts", full_disk)
-    res = runner.invoke(app, ["retrain", str(new), "--promote", "always", "--no-embeddings", *tiny_overrides(tiny_encoder)])
+    res = runner.invoke(app, ["retrain", str(new), "--promote", "always", "--no-embeddings", *fast(tiny_encoder)])
     assert res.exit_code != 0
     assert "No space left on device" in res.output  # a clear one-line error, not a traceback
     _assert_unchanged(project, before)
