@@ -260,7 +260,10 @@ def train(config: ConfigOpt = None, overrides: OverridesArg = None) -> None:
     from training.run import run_training
 
     args = _train_args(config, overrides)
-    outcome = run_training(args, repo_root(), str(config or "configs/default.yaml"))
+    try:
+        outcome = run_training(args, repo_root(), str(config or "configs/default.yaml"))
+    except OSError as exc:  # e.g. a full disk while writing artifacts: the run is marked FAILED, nothing registered
+        fail(f"training failed: {exc}; nothing was registered", 1)
     if outcome is None:
         return
     from jdlens.tracking import KEY_METRIC
@@ -400,6 +403,8 @@ def retrain(
         )
     except ValueError as exc:
         fail(str(exc))
+    except OSError as exc:  # e.g. a full disk while writing artifacts: the run is marked FAILED
+        fail(f"retraining failed: {exc}; the data, the registry and the champion are unchanged", 1)
     for p in outcome.added.problems:
         typer.echo(str(p), err=True)
     if outcome.added.problems:

@@ -9,6 +9,13 @@ Layout (see data/README.md):
                                  flag and report thresholds
   data/jds/realistic_test.jsonl  their held-out half (`jdlens eval --split realistic`), never tuned on
   data/jds/train.jsonl        whole JDs for training (their gold sentences join the train split)
+
+Concurrent writers (`jdlens data add`, `jdlens retrain`, in any number of processes) are serialised by a
+file lock on `data/.write.lock`; under it the duplicates are checked again against what is on disk now,
+so a plan made before the lock (retrain plans before training for minutes) never appends a record twice.
+One addition can touch two files (sentences and whole JDs): every new file is written and synced next to
+its target first, then a journal naming the renames is made durable, then the renames run. A crash before
+the journal leaves the data as it was; a crash after it is rolled forward by the next reader or writer.
 """
 
 from __future__ import annotations
@@ -16,7 +23,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +39,11 @@ HELD_OUT_JD_SPLITS = ("dev", "test", "realistic_dev", "realistic_test")
 HELD_OUT = ("sentences/test.jsonl", *(f"jds/{s}.jsonl" for s in HELD_OUT_JD_SPLITS))
 # Short generic lines ("Requirements", "Benefits") repeat in every posting; overlap checks skip them in JDs.
 MIN_WORDS_FOR_JD_OVERLAP = 5
+LOCK_FILE = ".write.lock"
+JOURNAL_FILE = ".write.journal"
+# A writer waits this long for another one (a `data add` holds the lock for seconds; a retrain only for its
+# final append) before it gives up with a clear error.
+LOCK_TIMEOUT_S = 600.0
 
 
 def file_hash(path: Path) -> str:
@@ -52,10 +67,32 @@ class DataStore:
         self.root = Path(root)
         self.data = self.root / "data"
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the data folder's write lock (across processes); finishes an interrupted commit first."""
+        from filelock import FileLock, Timeout
+
+        self.data.mkdir(parents=True, exist_ok=True)
+        # One lock object per path in this process (is_singleton), so nested use in one thread re-enters it;
+        # other threads and processes open their own descriptor and wait.
+        lock = FileLock(self.data / LOCK_FILE, timeout=LOCK_TIMEOUT_S, is_singleton=True)
+        try:
+            with lock:
+                _recover(self.data)
+                yield
+        except Timeout as exc:
+            raise ValueError(f"{self.data} is locked by another `jdlens data add` or `retrain`; try again") from exc
+
+    def _recover_if_needed(self) -> None:
+        if (self.data / JOURNAL_FILE).exists():  # one stat per read: the common case costs nothing
+            with self.locked():
+                pass
+
     def path(self, kind: str, split: str) -> Path:
         return self.data / ("sentences" if kind == "sentence" else "jds") / f"{split}.jsonl"
 
     def _load(self, rel: str) -> list[dict[str, Any]]:
+        self._recover_if_needed()
         path = self.data / rel
         if not path.exists():
             return []
@@ -91,17 +128,34 @@ class DataStore:
 
     def add(self, file: Path, split: str, use_embeddings: bool = True) -> AddResult:
         """Validate `file` and append its new records to `split`; on any problem nothing is written."""
-        result = self.plan_add(file, split, use_embeddings)
-        if not result.problems:
-            self.commit(result)
+        with self.locked():  # plan and write as one step: nobody appends in between
+            result = self.plan_add(file, split, use_embeddings)
+            if not result.problems:
+                self.commit(result)
         return result
 
     def commit(self, result: AddResult) -> None:
-        """Write a planned addition (each target file replaced atomically)."""
-        for target, fresh in result.pending:
-            if fresh:
-                append_atomically(target, fresh)
-            result.added[str(target.relative_to(self.root))] = len(fresh)
+        """Write a planned addition, all target files at once, under the write lock.
+
+        The plan may be stale (retrain plans before it trains): duplicates are checked again against the
+        files as they are now, and records someone else appended meanwhile are skipped, not repeated."""
+        with self.locked():
+            writes: list[tuple[Path, list[dict[str, Any]]]] = []
+            for target, planned in result.pending:
+                existing = self._load(str(target.relative_to(self.data))) if target.exists() else []
+                key = _key_for(target)
+                seen = {key(r) for r in existing}
+                fresh = []
+                for r in planned:
+                    if key(r) in seen:
+                        result.skipped_duplicates += 1
+                        continue
+                    seen.add(key(r))
+                    fresh.append(r)
+                writes.append((target, fresh))
+            append_all_atomically(self.data, [(t, rows) for t, rows in writes if rows])
+            for target, fresh in writes:
+                result.added[str(target.relative_to(self.root))] = len(fresh)
 
     def plan_add(self, file: Path, split: str, use_embeddings: bool = True) -> AddResult:
         """Validate `file` against the schema and the held-out splits; plan what `commit` would append."""
@@ -147,7 +201,7 @@ class DataStore:
             if problems:
                 result.problems += problems
                 continue
-            key = (lambda r: r["id"]) if "jd" in target.parent.name else (lambda r: normalise(r["text"]))
+            key = _key_for(target)
             seen = {key(r) for r in existing}
             fresh = []
             for r in new:
@@ -166,20 +220,84 @@ def _record_lines(file: Path) -> list[int]:
         return [no for no, raw in enumerate(fh, 1) if raw.strip()]
 
 
-def append_atomically(path: Path, records: list[dict[str, Any]]) -> None:
-    """Rewrite `path` with `records` appended, via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_bytes() if path.exists() else b""
-    if old and not old.endswith(b"\n"):
-        old += b"\n"
-    new = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+def _key_for(target: Path) -> Any:
+    """Duplicate key of a record in `target`: the id for whole JDs, the normalised text for sentences."""
+    return (lambda r: r["id"]) if target.parent.name == "jds" else (lambda r: normalise(r["text"]))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make renames and new names in `folder` durable (a file's fsync does not cover its directory entry)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _new_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _write_synced(path: Path, data: bytes, mode: int) -> Path:
+    """`data` in a synced temporary file next to `path`, with `mode` (mkstemp would leave it 0600)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(old + new)
+            os.fchmod(fh.fileno(), mode)
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def append_all_atomically(data: Path, appends: list[tuple[Path, list[dict[str, Any]]]]) -> None:
+    """Append records to several files as one change: all of them or none survive a crash.
+
+    Callers hold the write lock. Phase 1 writes each new file next to its target (a failure, e.g. a full
+    disk, removes them and leaves the data as it was); phase 2 makes a journal of the renames durable;
+    phase 3 renames and removes the journal. `_recover` redoes phase 3 after a crash."""
+    if not appends:
+        return
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, records in appends:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            old = path.read_bytes() if path.exists() else b""
+            if old and not old.endswith(b"\n"):
+                old += b"\n"
+            new = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+            mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else _new_file_mode()
+            staged.append((_write_synced(path, old + new, mode), path))
+        plan = [[str(tmp.relative_to(data)), str(target.relative_to(data))] for tmp, target in staged]
+        journal = _write_synced(data / JOURNAL_FILE, json.dumps(plan).encode(), 0o644)
+        os.replace(journal, data / JOURNAL_FILE)
+        _fsync_dir(data)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    _roll_forward(data, plan)
+
+
+def _roll_forward(data: Path, plan: list[list[str]]) -> None:
+    for tmp, target in plan:
+        if (data / tmp).exists():
+            os.replace(data / tmp, data / target)
+    for folder in {(data / target).parent for _, target in plan}:
+        _fsync_dir(folder)
+    (data / JOURNAL_FILE).unlink()
+    _fsync_dir(data)
+
+
+def _recover(data: Path) -> None:
+    """Under the lock: finish a commit whose journal is durable; drop files staged by one that never got there."""
+    journal = data / JOURNAL_FILE
+    if journal.exists():
+        _roll_forward(data, json.loads(journal.read_text(encoding="utf-8")))
+    for stray in [*data.glob("*/.*.jsonl.*.tmp"), *data.glob(f".{JOURNAL_FILE}.*.tmp")]:
+        stray.unlink(missing_ok=True)

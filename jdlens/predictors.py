@@ -35,21 +35,30 @@ def load_predictor(spec: str = "champion", quantize: str | None = None, device: 
         model = JDLensClassifier.load(folder, device=device, quantize=quantize)
         model.name = str(folder)
         return model
-    from jdlens import tracking
+    from jdlens import model_cache, tracking
 
-    if tracking.parse_model_spec(spec) is None:
+    parsed = tracking.parse_model_spec(spec)
+    if parsed is None:
         raise ValueError(
             f"--model {spec!r} is neither a folder, a registry spec (champion, models:/jdlens/N, "
             f"models:/jdlens@alias) nor a baseline ({', '.join(BASELINES)})"
         )
+    # Fast path: a fresh local copy of the version, found without importing MLflow (see jdlens/model_cache.py).
+    hit = model_cache.lookup(tracking.tracking_uri(), tracking.REGISTERED_MODEL, *parsed)
+    if hit is not None:
+        model = JDLensClassifier.load(hit.folder, device=device, quantize=quantize)
+        model.name = tracking.REGISTERED_MODEL
+        model.version = hit.version
+        model.meta["aliases"] = hit.aliases
+        model.meta["metrics"] = hit.metrics
+        return model
     client = tracking.setup()
     mv = tracking.resolve_version(client, spec)
     model = JDLensClassifier.load(tracking.download_version(client, mv), device=device, quantize=quantize)
     model.name = tracking.REGISTERED_MODEL
     model.version = str(mv.version)
-    model.meta["aliases"] = list(getattr(mv, "aliases", []) or [])
-    metrics = tracking.run_metrics(client, mv.run_id)
-    model.meta["metrics"] = {k: v for k, v in sorted(metrics.items()) if k.startswith("test_")}
+    model.meta["aliases"] = sorted(getattr(mv, "aliases", []) or [])
+    model.meta["metrics"] = model_cache.metrics_for_report(tracking.run_metrics(client, mv.run_id))
     return model
 
 

@@ -32,10 +32,20 @@ class Problem:
 
 
 def normalise(text: str) -> str:
-    """Text key for duplicate checks: case, accents, punctuation, markup and spacing removed."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    text = re.sub(r"[^a-z0-9+#]+", " ", text.lower())
+    """Text key for duplicate checks: case, accents, punctuation, markup and spacing removed.
+
+    Letters and digits of every script are kept (a Chinese or Russian sentence is not reduced to an
+    empty key that collides with every other one); only combining marks (accents) are dropped, so
+    "Café" and "cafe" still match. ASCII text gets the same key as before.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    text = _NON_KEY_CHARS.sub(" ", text)
     return " ".join(text.split())
+
+
+# Anything but a letter or digit of any script, `+` or `#` (C++, C#) separates words; so does `_`.
+_NON_KEY_CHARS = re.compile(r"[^\w+#]|_")
 
 
 def is_jd_record(obj: dict[str, Any]) -> bool:

@@ -89,15 +89,24 @@ def resolve_version(client: Any, spec: str) -> Any:
 
 
 def download_version(client: Any, mv: Any) -> Path:
-    """The model folder of a registered version, downloaded once into the local cache."""
+    """The model folder of a registered version, downloaded once into the local cache by version
+    (`jdlens.model_cache`, which later commands read without MLflow)."""
+    import tempfile
+
     import mlflow
 
-    dest = state_dir() / "models" / f"run-{mv.run_id}"
-    folder = dest / "model"
-    if not (folder / "model.safetensors").exists():
-        dest.mkdir(parents=True, exist_ok=True)
-        mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="model", dst_path=str(dest))
-    return folder
+    from jdlens import model_cache
+
+    uri, version = tracking_uri(), str(mv.version)
+    cached = model_cache.cached_folder(uri, version, mv.run_id)
+    if cached is not None:
+        return cached
+    parent = model_cache.store_dir(uri)
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent, prefix=".download.") as tmp:
+        mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="model", dst_path=tmp)
+        metrics = model_cache.metrics_for_report(run_metrics(client, mv.run_id))
+        return model_cache.store(uri, version, mv.run_id, Path(tmp) / "model", metrics)
 
 
 def run_metrics(client: Any, run_id: str) -> dict[str, float]:

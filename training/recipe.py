@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,18 +85,24 @@ def init_distributed() -> DistInfo:
 
 
 def build_model(args: TrainingArguments) -> tuple[torch.nn.Module, Any]:
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     offline_by_default()
     path = resolve_base_model(args.base_model)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=len(ID2LABEL), id2label=dict(ID2LABEL), label2id=dict(LABEL2ID), use_safetensors=True
+    config = AutoConfig.from_pretrained(
+        path, num_labels=len(ID2LABEL), id2label=dict(ID2LABEL), label2id=dict(LABEL2ID)
     )
+    # The classification head is new by design. Loading the whole *ForSequenceClassification from the
+    # encoder checkpoint makes transformers print a load report calling the head "MISSING"; instead the
+    # model is built from its config (head initialised as usual) and given the pretrained encoder, whose
+    # checkpoint matches it key for key. The weights are the same as from_pretrained's.
+    model = AutoModelForSequenceClassification.from_config(config)
+    setattr(model, model.base_model_prefix, AutoModel.from_pretrained(path, config=config, use_safetensors=True))
     if args.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
-        config = LoraConfig(
+        lora = LoraConfig(
             task_type=TaskType.SEQ_CLS,
             r=args.lora_r,
             lora_alpha=args.lora_alpha,
@@ -103,7 +110,12 @@ def build_model(args: TrainingArguments) -> tuple[torch.nn.Module, Any]:
             target_modules=list(args.lora_target_modules),
             modules_to_save=list(args.modules_to_save),
         )
-        model = get_peft_model(model, config)
+        with warnings.catch_warnings():
+            # peft 0.21 probes the deprecated `is_gradient_checkpointing` attribute of every model it wraps,
+            # which makes transformers 5 raise a FutureWarning for a call jdlens never makes. Only that one
+            # message is ignored, and only here.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = get_peft_model(model, lora)
     return model, tokenizer
 
 
