@@ -186,23 +186,23 @@ class DynamicBatcher:
             first = await self._next(None)
             assert first is not None
             items = [first]
-            size = len(first.texts)
-            deadline = time.perf_counter() + self.max_delay
-            while size < self.max_batch_size:
-                item = await self._next(deadline - time.perf_counter())
-                if item is None:
-                    break
-                if item.model is not first.model:
-                    self._carry = item  # never mix models: a reload happened between the two requests
-                    break
-                items.append(item)
-                size += len(item.texts)
             try:
+                size = len(first.texts)
+                deadline = time.perf_counter() + self.max_delay
+                while size < self.max_batch_size:
+                    item = await self._next(deadline - time.perf_counter())
+                    if item is None:
+                        break
+                    if item.model is not first.model:
+                        self._carry = item  # never mix models: a reload happened between the two requests
+                        break
+                    items.append(item)
+                    size += len(item.texts)
                 await self._process(first.model, items)
             finally:
                 for it in items:
                     self._release(it)
-                    if not it.future.done():  # the worker is being torn down mid-batch: no waiter hangs
+                    if not it.future.done():  # the worker is failing or torn down mid-batch: no waiter hangs
                         it.future.set_exception(RuntimeError("the batcher stopped while scoring"))
 
     async def _process(self, model: Any, items: list[_Item]) -> None:
