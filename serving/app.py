@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
@@ -106,13 +107,38 @@ class ScoreBatchRequest(BaseModel):
     jds: list[ScoreRequest] = Field(..., min_length=1)
 
 
+def _unique(flags: list[str]) -> list[str]:
+    if len(set(flags)) != len(flags):
+        raise ValueError("'flags' repeats a flag")
+    return flags
+
+
 class FeedbackRequest(BaseModel):
-    model_config = _PY_RE
+    """A reviewer's correction of one sentence; the schema states every rule the server checks."""
+
+    model_config = ConfigDict(
+        regex_engine="python-re",
+        # Flags go on requirements and duties only, never on role "other" (LABELS.md).
+        json_schema_extra={
+            "if": {"properties": {"role": {"const": "other"}}, "required": ["role"]},
+            "then": {"properties": {"flags": {"maxItems": 0}}},
+        },
+    )
     text: Annotated[str, Field(min_length=1, max_length=2000, pattern=r"\S"), AfterValidator(_valid_unicode)]
     role: Literal[ROLES]  # type: ignore[valid-type]
-    flags: list[Literal[FLAGS]] = Field(default_factory=list, max_length=len(FLAGS))  # type: ignore[valid-type]
+    flags: Annotated[
+        list[Literal[FLAGS]],  # type: ignore[valid-type]
+        Field(max_length=len(FLAGS), json_schema_extra={"uniqueItems": True}),
+        AfterValidator(_unique),
+    ] = []
     model_version: str | None = None
     predicted: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _no_flags_on_other(self) -> FeedbackRequest:
+        if self.role == "other" and self.flags:
+            raise ValueError("flags go on requirements and duties only, not on role 'other'")
+        return self
 
 
 class ReloadRequest(BaseModel):
@@ -137,6 +163,9 @@ class KServeRequest(BaseModel):
     model_config = ConfigDict(regex_engine="python-re")
     instances: list[Instance] = Field(..., min_length=1)
 
+
+# The one model name served; the schema names it so that schema-driven clients can call the routes.
+ModelName = Annotated[str, PathParam(json_schema_extra={"enum": ["jdlens"]}, description="always 'jdlens'")]
 
 # What POST /predictions/{model} accepts as JSON; the same adapter validates requests and writes the schema.
 PREDICTIONS_BODY: TypeAdapter[Any] = TypeAdapter(
@@ -400,7 +429,7 @@ def create_app(state: ServiceState) -> FastAPI:
         return {"models": [{"modelName": "jdlens", "modelUrl": "/models/jdlens"}]}
 
     @app.get("/models/{model}", responses=_errors(404))
-    async def describe_model(model: str) -> list[dict[str, Any]]:
+    async def describe_model(model: ModelName) -> list[dict[str, Any]]:
         check_model(model, None)
         return [model_description()]
 
@@ -444,19 +473,23 @@ def create_app(state: ServiceState) -> FastAPI:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": _inline(PREDICTIONS_BODY.json_schema())},
-                "text/plain": {"schema": {"type": "string", "description": "one sentence per line"}},
+                "application/json": {
+                    "schema": _with_max_items(_inline(PREDICTIONS_BODY.json_schema()), cfg.max_instances_per_request)
+                },
+                "text/plain": {
+                    "schema": {"type": "string", "minLength": 1, "pattern": r"\S", "description": "one sentence a line"}
+                },
             },
         }
     }
 
     @app.post("/predictions/{model}", openapi_extra=body_doc, responses=_errors(*_COMMON, 404))
-    async def predict_latest(model: str, request: Request) -> Any:
+    async def predict_latest(model: ModelName, request: Request) -> Any:
         """Sentence predictions, TorchServe/KServe style: a JSON list, {"instances": [...]} or text/plain lines."""
         return await predictions(request, model, None)
 
     @app.post("/predictions/{model}/{version}", openapi_extra=body_doc, responses=_errors(*_COMMON, 404))
-    async def predict_version(model: str, version: str, request: Request) -> Any:
+    async def predict_version(model: ModelName, version: str, request: Request) -> Any:
         """As /predictions/{model}, but only when `version` is the loaded version."""
         return await predictions(request, model, version)
 
@@ -511,7 +544,30 @@ def create_app(state: ServiceState) -> FastAPI:
             state._publish_model()
         return {"status": "reloaded", "previous": old, "model": state.engine.model_info}
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema plus the configured limits, so that a schema-valid request is an accepted one."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            batch = schema["components"]["schemas"]["ScoreBatchRequest"]["properties"]["jds"]
+            batch["maxItems"] = cfg.max_jds_per_batch
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _with_max_items(schema: Any, limit: int) -> Any:
+    """Set maxItems on every array in a request schema (the instances of one request)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "array":
+            schema["maxItems"] = limit
+        return {k: _with_max_items(v, limit) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_with_max_items(x, limit) for x in schema]
+    return schema
 
 
 async def _client_gone(request: Request) -> None:
