@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +38,7 @@ from serving.guard import Guard
 from serving.settings import ServeConfig
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("jdlens.serve")
 # CPU work of a request (segmentation, report building) runs here, off the event loop, so /ping and
 # other requests keep being answered; two threads so it cannot crowd out the model's threads.
 CPU_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="jdlens-cpu")
@@ -237,6 +239,10 @@ def create_app(state: ServiceState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state.batcher.start()
+        try:
+            await state.batcher.warm_up(state.engine.predictor, cfg.max_batch_size)
+        except Exception as exc:  # noqa: BLE001 - a model that cannot score shows up in /ping and requests
+            log.warning("warm-up failed: %r", exc)
         yield
         await state.batcher.stop()  # after uvicorn's graceful drain: in-flight requests have their answers
 
@@ -320,6 +326,14 @@ def create_app(state: ServiceState) -> FastAPI:
     async def off_loop(fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(CPU_POOL, fn, *args)
 
+    async def json_answer(build: Callable[[], Any]) -> Response:
+        """Build and encode a (large) answer off the event loop: FastAPI would encode it on the loop."""
+
+        def encode() -> bytes:
+            return json.dumps(build(), ensure_ascii=False, allow_nan=False).encode()
+
+        return Response(await off_loop(encode), media_type="application/json")
+
     async def scored(request: Request, predictor: Any, texts: list[str]) -> tuple[Any, Any]:
         """Score through the batcher; the queued work is withdrawn if the client disconnects first."""
         try:
@@ -370,16 +384,16 @@ def create_app(state: ServiceState) -> FastAPI:
 
     # ------------------------------------------------------------------ JD reports
 
-    @app.post("/v1/score", responses=_errors(*_COMMON))
-    async def score(req: ScoreRequest, request: Request) -> dict[str, Any]:
+    @app.post("/v1/score", responses=_errors(*_COMMON), response_model=dict[str, Any])
+    async def score(req: ScoreRequest, request: Request) -> Response:
         """Score one JD: role type, role shares, mistakes with evidence and fixes, salary bands, interviews."""
         engine = state.engine  # one model for the whole request, even if a reload happens meanwhile
         prep = await prepare(req.text, engine)
         role_p, flag_p = await scored(request, engine.predictor, prep.texts)
-        return await off_loop(engine.finish, prep, role_p, flag_p, req.id)
+        return await json_answer(lambda: engine.finish(prep, role_p, flag_p, jd_id=req.id))
 
-    @app.post("/v1/score:batch", responses=_errors(*_COMMON))
-    async def score_batch(req: ScoreBatchRequest, request: Request) -> dict[str, Any]:
+    @app.post("/v1/score:batch", responses=_errors(*_COMMON), response_model=dict[str, Any])
+    async def score_batch(req: ScoreBatchRequest, request: Request) -> Response:
         """Score up to max_jds_per_batch JDs; admitted, scored and refused as one unit."""
         if len(req.jds) > cfg.max_jds_per_batch:
             raise ApiError(413, "too_many_jds", f"{len(req.jds)} JDs; at most {cfg.max_jds_per_batch} per request")
@@ -387,12 +401,16 @@ def create_app(state: ServiceState) -> FastAPI:
         preps = [await prepare(j.text, engine) for j in req.jds]
         texts = [t for p in preps for t in p.texts]
         role_p, flag_p = await scored(request, engine.predictor, texts)
-        reports, k = [], 0
-        for prep, jd in zip(preps, req.jds, strict=True):
-            n = len(prep.texts)
-            reports.append(await off_loop(engine.finish, prep, role_p[k : k + n], flag_p[k : k + n], jd.id))
-            k += n
-        return {"reports": reports}
+
+        def build() -> dict[str, Any]:
+            reports, k = [], 0
+            for prep, jd in zip(preps, req.jds, strict=True):
+                n = len(prep.texts)
+                reports.append(engine.finish(prep, role_p[k : k + n], flag_p[k : k + n], jd_id=jd.id))
+                k += n
+            return {"reports": reports}
+
+        return await json_answer(build)
 
     # ------------------------------------------------------------------ TorchServe / KServe-style inference
 

@@ -95,6 +95,11 @@ class DynamicBatcher:
         if self._carry is not None or not self._queue.empty():
             self.start()  # waiters are queued: serve them now rather than at the next submit
 
+    async def warm_up(self, model: Any, n: int) -> None:
+        """Score `n` dummy sentences once: loads lazy parts of the model and gives admission a first
+        throughput figure, so the first burst of requests is already judged by expected wait."""
+        await self._score(model, ["Build and ship machine learning models in production."] * n)
+
     async def stop(self) -> None:
         self._stopping = True
         if self._task:
