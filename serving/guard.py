@@ -74,9 +74,10 @@ class Guard:
             return 400, "invalid_host", f"Host {host!r} is not served here (allowed_hosts in serve.yaml)"
         origin = headers.get("origin")
         if origin is not None:
+            # Same origin means the same host *and port* (a page of another local server is another origin).
             o = urlsplit(origin)
-            oh = host_name(o.netloc) if o.scheme in ("http", "https") else ""
-            if not oh or (oh not in self.allowed and not self.any_host) or oh != host:
+            same = o.scheme in ("http", "https") and o.netloc.lower() == headers.get("host", "").strip().lower()
+            if not same:
                 return (
                     403,
                     "cross_origin",

@@ -340,6 +340,8 @@ def test_foreign_host_and_cross_site_requests_are_refused(client: TestClient) ->
     assert r.status_code == 403 and r.json()["error"]["code"] == "cross_origin"
     same = client.post("/v1/score", json={"text": JD}, headers={"origin": "http://testserver"})
     assert same.status_code == 200  # the service's own page
+    other_port = client.post("/v1/score", json={"text": JD}, headers={"origin": "http://testserver:3000"})
+    assert other_port.status_code == 403  # another local server's page is another origin
     assert client.post("/predictions/jdlens", content="Build RAG.", headers={"content-type": "text/plain"}).is_success
 
 
