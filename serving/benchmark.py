@@ -153,7 +153,7 @@ def machine_info() -> dict[str, Any]:
     except AttributeError:
         usable = os.cpu_count() or 0
     return {
-        "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "cpu": cpu,
         "cores": os.cpu_count() or 0,
         "usable_cores": usable,

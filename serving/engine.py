@@ -7,6 +7,7 @@ through the server's dynamic batcher, or a vLLM backend), and `finish` builds th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from jdlens.segment import Span, split_sentences
 class Limits:
     max_sentences_per_jd: int = 200
     max_chars_per_sentence: int = 1000
+    max_text_chars: int = 100_000  # the JD is cut here before splitting, so work per request is bounded
 
 
 @dataclass
@@ -39,7 +41,13 @@ class Engine:
 
     @property
     def model_info(self) -> dict[str, Any]:
-        return describe(self.predictor)
+        """Name, version and aliases; a model loaded from a folder is named by the folder's last part, so
+        reports and API answers never disclose the server's file system layout."""
+        info = describe(self.predictor)
+        name = str(info.get("name", ""))
+        if "/" in name or "\\" in name:
+            info["name"] = Path(name.rstrip("/\\")).name or "model"
+        return info
 
     def clip(self, texts: list[str]) -> tuple[list[str], list[int]]:
         """Cut over-long sentences; returns the texts and the indices that were cut."""
@@ -47,8 +55,11 @@ class Engine:
         return [t[:cap] for t in texts], [i for i, t in enumerate(texts) if len(t) > cap]
 
     def prepare(self, text: str) -> Prepared:
-        spans = split_sentences(text)
         notes = []
+        if len(text) > self.limits.max_text_chars:
+            notes.append(f"the JD has {len(text)} characters; only the first {self.limits.max_text_chars} were read")
+            text = text[: self.limits.max_text_chars]
+        spans = split_sentences(text)
         if len(spans) > self.limits.max_sentences_per_jd:
             notes.append(
                 f"the JD has {len(spans)} sentences; only the first {self.limits.max_sentences_per_jd} were scored"
@@ -66,17 +77,20 @@ class Engine:
         self, prep: Prepared, role_p: np.ndarray, flag_p: np.ndarray, jd_id: str | None = None
     ) -> dict[str, Any]:
         preds = sentence_predictions(prep.texts, role_p, flag_p, self.predictor.flag_thresholds)
+        # The report works on the text the model saw (cut to max_chars_per_sentence), so its rules run on
+        # bounded input; `end` then marks the end of that cut text in the JD.
         sentences = [
             {
                 **p,
                 "index": i,
-                "text": s.text,
-                "display_text": clean_markdown(s.text),
+                "text": cut,
+                "display_text": clean_markdown(cut),
                 "start": s.start,
-                "end": s.end,
+                "end": s.start + len(cut),
                 "heading": s.heading,
             }
             for i, (p, s) in enumerate(zip(preds, prep.spans, strict=True))
+            for cut in [s.text[: self.limits.max_chars_per_sentence]]
         ]
         report = build_report(sentences, self.report_cfg, model=self.model_info, jd_id=jd_id)
         report["truncation"] = prep.notes

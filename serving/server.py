@@ -15,16 +15,36 @@ from serving.feedback import FeedbackStore
 from serving.settings import ServeConfig
 
 
-def api_key() -> tuple[str, str]:
-    """The admin/feedback API key and where it came from: $JDLENS_API_KEY, $JDLENS_API_KEY_FILE, or a key
-    generated once into .jdlens/api_key (readable by this user only)."""
-    if os.environ.get("JDLENS_API_KEY"):
-        return os.environ["JDLENS_API_KEY"], "$JDLENS_API_KEY"
-    path = Path(os.environ.get("JDLENS_API_KEY_FILE", state_dir() / "api_key"))
+def _key(env: str, file_env: str, default_file: str) -> tuple[str, str]:
+    """A key and where it came from: $ENV, the file named by $FILE_ENV, or a key generated once into
+    .jdlens/DEFAULT_FILE. The file is created with mode 600 in the same call that creates it (O_EXCL), so
+    it is never readable by others, not even for a moment, and two servers starting at once agree."""
+    if os.environ.get(env):
+        return os.environ[env], f"${env}"
+    path = Path(os.environ.get(file_env, state_dir() / default_file))
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32) + "\n")
-        path.chmod(0o600)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(32) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
     return path.read_text().strip(), str(path)
+
+
+def api_key() -> tuple[str, str]:
+    """The reviewer key (POST /v1/feedback): $JDLENS_API_KEY, $JDLENS_API_KEY_FILE or .jdlens/api_key."""
+    return _key("JDLENS_API_KEY", "JDLENS_API_KEY_FILE", "api_key")
+
+
+def admin_key() -> tuple[str, str]:
+    """The admin key (POST /admin/reload): $JDLENS_ADMIN_KEY, $JDLENS_ADMIN_KEY_FILE or .jdlens/admin_key.
+    Separate from the reviewer key, so a reviewer's key (kept by the web page) cannot switch models."""
+    return _key("JDLENS_ADMIN_KEY", "JDLENS_ADMIN_KEY_FILE", "admin_key")
 
 
 def vllm_predictor(spec: str, url: str) -> Any:
@@ -82,15 +102,17 @@ def build_state(model: str, cfg: ServeConfig, backend: str = "local", vllm_url: 
         import torch
 
         torch.set_num_threads(cfg.torch_threads)
+    cfg.validate()
     load = make_loader(cfg, backend, vllm_url)
-    engine = Engine(load(model), load_report_config(), Limits(cfg.max_sentences_per_jd, cfg.max_chars_per_sentence))
-    key, _ = api_key()
+    limits = Limits(cfg.max_sentences_per_jd, cfg.max_chars_per_sentence, cfg.max_text_chars)
+    engine = Engine(load(model), load_report_config(), limits)
     return ServiceState(
         engine=engine,
         cfg=cfg,
         load_predictor=load,
         feedback=FeedbackStore(state_dir() / "feedback.sqlite"),
-        api_key=key,
+        api_key=api_key()[0],
+        admin_key=admin_key()[0],
     )
 
 
@@ -100,9 +122,17 @@ def serve(model: str, cfg: ServeConfig, backend: str = "local", vllm_url: str | 
     from serving.app import create_app
 
     state = build_state(model, cfg, backend, vllm_url)
-    _, key_source = api_key()
     info = state.engine.model_info
     print(f"jdlens: serving {info['name']} version {info['version']} ({backend} backend)", flush=True)
-    print(f"jdlens: admin/feedback API key from {key_source}", flush=True)
-    print(f"jdlens: open http://{cfg.host}:{cfg.port}/  (API docs at /docs)", flush=True)
-    uvicorn.run(create_app(state), host=cfg.host, port=cfg.port, log_level="warning")
+    print(f"jdlens: reviewer key (feedback) from {api_key()[1]}; admin key (reload) from {admin_key()[1]}", flush=True)
+    docs = "API docs at /docs" if cfg.docs else "OpenAPI schema at /openapi.json"
+    print(f"jdlens: open http://{cfg.host}:{cfg.port}/  ({docs})", flush=True)
+    # SIGTERM: uvicorn stops accepting, lets in-flight requests finish (at most graceful_shutdown_s), then
+    # runs the app's shutdown (the batcher stops after its last batch).
+    uvicorn.run(
+        create_app(state),
+        host=cfg.host,
+        port=cfg.port,
+        log_level="warning",
+        timeout_graceful_shutdown=cfg.graceful_shutdown_s or None,
+    )

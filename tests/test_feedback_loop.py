@@ -30,7 +30,8 @@ def test_score_correct_export_retrain(project: Path, tiny_encoder: Path, monkeyp
     monkeypatch.setenv("JDLENS_API_KEY", "k")
     assert runner.invoke(cli_app, ["train", *tiny_overrides(tiny_encoder)]).exit_code == 0
 
-    with TestClient(create_app(build_state("champion", ServeConfig()))) as client:
+    # base_url: the service answers only to its configured host names (DNS-rebinding defence).
+    with TestClient(create_app(build_state("champion", ServeConfig())), base_url="http://127.0.0.1") as client:
         report = client.post("/v1/score", json={"text": JD}).json()
         assert report["model"]["version"] == "1"
         bullets = [s for s in report["sentences"] if s["text"].startswith(("Wire", "Stand up"))]

@@ -16,6 +16,7 @@ from serving.settings import ServeConfig
 
 JD = "# ML Engineer\nWe build fraud models.\n## Requirements\n- Train models with PyTorch.\n- PhD in CS.\n"
 KEY = {"Authorization": "Bearer sekret"}
+ADMIN = {"Authorization": "Bearer admin-sekret"}
 
 
 @pytest.fixture()
@@ -27,13 +28,15 @@ def client(tiny_model_dir: Path, tmp_path: Path) -> TestClient:
         max_jds_per_batch=3,
         max_instances_per_request=4,
         max_queue_sentences=64,
+        allowed_hosts=["testserver", "127.0.0.1"],
     )
     state = ServiceState(
-        engine=Engine(load_predictor(str(tiny_model_dir)), ReportConfig(), Limits(5, 50)),
+        engine=Engine(load_predictor(str(tiny_model_dir)), ReportConfig(), Limits(5, 50, 5_000)),
         cfg=cfg,
         load_predictor=lambda spec: load_predictor(spec),
         feedback=FeedbackStore(tmp_path / "fb.sqlite"),
         api_key="sekret",
+        admin_key="admin-sekret",
     )
     with TestClient(create_app(state)) as c:
         yield c
@@ -119,15 +122,19 @@ def test_feedback_needs_the_key_and_valid_labels(client: TestClient) -> None:
     again = client.post("/v1/feedback", json=body, headers=KEY).json()
     assert again["duplicate"] is True and again["id"] == first.json()["id"]
     bad = client.post("/v1/feedback", json={**body, "flags": ["hype"]}, headers=KEY)
-    assert bad.status_code == 422 and "unknown flag" in bad.json()["error"]["message"]
+    assert bad.status_code == 422 and "flags" in bad.json()["error"]["message"]
+    other = client.post("/v1/feedback", json={**body, "role": "other", "flags": ["buzzword"]}, headers=KEY)
+    assert other.status_code == 422 and "not on role 'other'" in other.json()["error"]["message"]
 
 
 def test_reload_keeps_old_model_on_failure(client: TestClient, tiny_model_dir: Path) -> None:
     assert client.post("/admin/reload", json={"model": str(tiny_model_dir)}).status_code == 401
-    bad = client.post("/admin/reload", json={"model": "/no/such/model"}, headers=KEY)
+    # The reviewer key cannot reload models: the keys are split (issue 8, finding 10).
+    assert client.post("/admin/reload", json={"model": str(tiny_model_dir)}, headers=KEY).status_code == 401
+    bad = client.post("/admin/reload", json={"model": "/no/such/model"}, headers=ADMIN)
     assert bad.status_code == 409 and "still serving" in bad.json()["error"]["message"]
     assert client.post("/v1/score", json={"text": JD}).status_code == 200
-    ok = client.post("/admin/reload", json={"model": str(tiny_model_dir)}, headers=KEY)
+    ok = client.post("/admin/reload", json={"model": str(tiny_model_dir)}, headers=ADMIN)
     assert ok.status_code == 200 and ok.json()["status"] == "reloaded"
 
 
@@ -144,4 +151,4 @@ def test_full_queue_answers_503_with_retry_after(client: TestClient) -> None:
     state.batcher.pending = state.batcher.max_queue  # as if the queue were full
     r = client.post("/predictions/jdlens", json=["a"])
     state.batcher.pending = 0
-    assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    assert r.status_code == 503 and int(r.headers["retry-after"]) >= 1
