@@ -450,6 +450,13 @@ def tune_report(
         typer.echo(f"wrote {path}")
 
 
+# Batch scoring and the market report live in jdlens/cli_scale.py.
+from jdlens.cli_scale import batch, market  # noqa: E402
+
+app.command()(batch)
+app.command()(market)
+
+
 def main() -> None:
     app()
 
