@@ -162,8 +162,10 @@ def run_ray(
         actor_cpus = min(1.0, (cpus - 1) / n_actors) if cpus > 1 else 0.5
         start = time.perf_counter()
         scored = (
-            # Blocks of about 256 JDs, and at least two per actor, so every actor gets work.
+            # Blocks of at most 256 JDs and at least two per actor (streaming, no shuffle), so every actor
+            # gets work even when the input is one file with one row group.
             _read(ray.data, files, max(2 * n_actors, -(-total // 256)))
+            .repartition(target_num_rows_per_block=max(1, min(256, -(-total // (2 * n_actors)))))
             .map_batches(
                 Scorer,
                 fn_constructor_kwargs={

@@ -7,7 +7,8 @@ the same FLOPs per sentence as a trained jdlens model, so the speed is the train
 training needed. The JDs are the repo's JDs (dev, test, realistic splits) repeated under new ids.
 Both engines get the whole machine: the local engine one process with torch's threads, Ray one actor
 per CPU on a local instance. Ray's time includes starting its actors and loading the model in each
-(not starting Ray itself, reported apart). Prints a markdown table and a sizing table for 1M and 10M
+(not starting Ray itself, reported apart). `--ray-first` swaps the order, to see how much of a
+difference is the machine's load changing between the two. Prints a markdown table and a sizing table for 1M and 10M
 postings an hour from the measured per-CPU rates; writes everything as JSON with --out.
 """
 
@@ -65,7 +66,7 @@ def untrained_model(folder: Path) -> Path:
     return folder
 
 
-def run(model: str | None, n: int, num_cpus: int | None) -> dict[str, Any]:
+def run(model: str | None, n: int, num_cpus: int | None, ray_first: bool = False) -> dict[str, Any]:
     import ray
 
     from jdlens.batch import run_local
@@ -83,7 +84,8 @@ def run(model: str | None, n: int, num_cpus: int | None) -> dict[str, Any]:
         t0 = time.perf_counter()
         engine = Engine(load_predictor(spec), cfg)
         local_load = time.perf_counter() - t0
-        local = run_local(inp, tmp_path / "out-local", engine, progress=False)
+        if not ray_first:
+            local = run_local(inp, tmp_path / "out-local", engine, progress=False)
         t0 = time.perf_counter()
         init_ray(None, cpus)
         ray_start = time.perf_counter() - t0
@@ -91,10 +93,14 @@ def run(model: str | None, n: int, num_cpus: int | None) -> dict[str, Any]:
             on_ray = run_ray(inp, tmp_path / "out-ray", spec, cfg, Limits(), num_cpus=cpus, progress=False)
         finally:
             ray.shutdown()
+        if ray_first:
+            local = run_local(inp, tmp_path / "out-local", engine, progress=False)
     result: dict[str, Any] = {
         "machine": {"cpus": cpus, "platform": platform.platform(), "processor": platform.processor()},
         "model": model or "untrained head on all-MiniLM-L6-v2 (same compute as a trained model)",
         "jds": n,
+        "order": "ray, local" if ray_first else "local, ray",
+        "load_average_1m": os.getloadavg()[0],
         "sentences": local.sentences,
         "sentences_per_jd": local.sentences / max(1, local.scored),
         "local": {
@@ -140,7 +146,8 @@ def sizing(result: dict[str, Any]) -> list[dict[str, Any]]:
 def markdown(r: dict[str, Any]) -> str:
     lines = [
         f"{r['jds']} JDs, {r['sentences']} sentences ({r['sentences_per_jd']:.1f} per JD), "
-        f"{r['machine']['cpus']} CPUs; model: {r['model']}",
+        f"{r['machine']['cpus']} CPUs (1-min load average {r['load_average_1m']:.1f} at the end), order "
+        f"{r['order']}; model: {r['model']}",
         "",
         "| engine | seconds | JDs/s | sentences/s | vs local |",
         "|---|---:|---:|---:|---:|",
@@ -167,9 +174,10 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="champion, models:/jdlens/N or a folder (default: untrained head)")
     ap.add_argument("--jds", type=int, default=240)
     ap.add_argument("--num-cpus", type=int, default=None)
+    ap.add_argument("--ray-first", action="store_true", help="run Ray before the local engine (order check)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    result = run(args.model, args.jds, args.num_cpus)
+    result = run(args.model, args.jds, args.num_cpus, args.ray_first)
     print(markdown(result))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2))
