@@ -97,7 +97,8 @@ def _read(ray_data: Any, files: list[Path], blocks: int) -> Any:
 
 
 def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
-    """Join `address`, or start a local instance sized to this machine. Returns True when we started it."""
+    """Join `address`, or start a local instance sized to this machine. Returns True when this call
+    connected (so the caller disconnects with `ray.shutdown()`, which stops only a local instance)."""
     import ray
 
     if ray.is_initialized():
@@ -110,7 +111,7 @@ def init_ray(address: str | None, num_cpus: int | None = None) -> bool:
     runtime_env = {"env_vars": env}
     if address:
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-        return False
+        return True
     cpus = num_cpus or os.cpu_count() or 1
     try:
         avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
