@@ -33,6 +33,12 @@ def load_jds(out_dir: Path) -> Any:
     return pq.read_table(folder).to_pandas()
 
 
+def _model_names(jds: Any) -> list[str]:
+    """`jdlens v3` for registry models; a folder model has no version."""
+    pairs = zip(jds["model_name"], jds["model_version"], strict=True)
+    return sorted({str(a) if b is None or b != b else f"{a} v{b}" for a, b in pairs})
+
+
 def _table(rows: list[list[Any]], head: list[str]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(str(x) for x in r) + " |" for r in rows]
@@ -86,7 +92,7 @@ def market_report(out_dir: Path, title_column: str = "title", top_titles: int = 
     lines = [
         f"# The market in {n:,} JDs",
         "",
-        f"Scored by {', '.join(sorted({f'{a} v{b}' for a, b in zip(jds['model_name'], jds['model_version'], strict=True)}))}.",
+        f"Scored by {', '.join(_model_names(jds))}.",
         "",
         "## Role-type mix",
         "",
