@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,7 +245,8 @@ class PartWriter:
     jd_schema: Any = None
     sent_schema: Any = None
     parts: int = 0
-    run_tag: str = field(default_factory=lambda: time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}")
+    # Unique per run (two runs in one second in one process must not overwrite each other's parts).
+    run_tag: str = field(default_factory=lambda: time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:8])
 
     def __post_init__(self) -> None:
         import pyarrow.parquet as pq
