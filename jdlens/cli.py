@@ -142,8 +142,8 @@ def predict(
     """Classify sentences: one JSON line per input line (role, role_scores, flags, flag_scores)."""
     rows = _jsonl_rows(file, ("text",))
     predictor = _load(model)
+    from jdlens.engine import Engine
     from jdlens.report import load_report_config
-    from serving.engine import Engine
 
     for out in Engine(predictor, load_report_config()).classify([r["text"] for r in rows]):
         typer.echo(json.dumps(out, ensure_ascii=False))
@@ -156,8 +156,8 @@ def score(
     jsonl: Annotated[bool, typer.Option("--jsonl", help="input is JSON Lines of JDs (id, text)")] = False,
 ) -> None:
     """Score a JD: role type, role shares, mistakes with evidence and fixes, salary band, interview plan."""
+    from jdlens.engine import Engine
     from jdlens.report import load_report_config
-    from serving.engine import Engine
 
     if jsonl:
         rows = _jsonl_rows(file, ("text",))
@@ -180,9 +180,9 @@ def diff(
     report: Annotated[bool, typer.Option("--report", help="also print the new JD's full report")] = False,
 ) -> None:
     """Rescore an edited JD: score delta, mistakes fixed and introduced, sentences whose role changed."""
+    from jdlens.engine import Engine
     from jdlens.report import load_report_config
     from jdlens.report_diff import diff_reports
-    from serving.engine import Engine
 
     texts = [_read_input(old), _read_input(new)]
     for name, text in zip((old, new), texts, strict=True):
@@ -485,6 +485,13 @@ def tune_report(
                 lines[at] = f"{key}: {value}"
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         typer.echo(f"wrote {path}")
+
+
+# Batch scoring and the market report live in jdlens/cli_scale.py.
+from jdlens.cli_scale import batch, market  # noqa: E402
+
+app.command()(batch)
+app.command()(market)
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Every run logs the resolved config as params, each data split's content hash as an MLflow dataset
 input, per-epoch loss and dev metrics, the final test metrics, a confusion matrix, a model card, and
-the model (LoRA adapter and merged weights, safetensors only). The first registered version becomes
+the model (LoRA adapter and merged weights, safetensors only) and the same model as an MLflow pyfunc
+(`jdlens/pyfunc.py`), which is the registered version's source. The first registered version becomes
 `champion`; later ones become `challenger` and are promoted only by `jdlens promote` or `retrain`.
 """
 
@@ -102,10 +103,15 @@ def register(client: Any, run_id: str, artifact_uri: str, metrics: dict[str, flo
     try:
         client.get_registered_model(tracking.REGISTERED_MODEL)
     except Exception:  # noqa: BLE001 - first run creates it
-        client.create_registered_model(tracking.REGISTERED_MODEL, description="jdlens sentence classifier")
+        try:
+            client.create_registered_model(tracking.REGISTERED_MODEL, description="jdlens sentence classifier")
+        except Exception:  # noqa: BLE001 - a concurrent run created it first (shared tracking server)
+            client.get_registered_model(tracking.REGISTERED_MODEL)
     mv = client.create_model_version(
         tracking.REGISTERED_MODEL,
-        source=f"{artifact_uri}/model",
+        # The pyfunc (which wraps the `model` folder) is the source: `models:/jdlens@champion` loads with
+        # mlflow.pyfunc.load_model; jdlens itself downloads the plain `model` folder by run id.
+        source=f"{artifact_uri}/pyfunc",
         run_id=run_id,
         tags={k: str(v) for k, v in metrics.items() if k in (tracking.KEY_METRIC, "test_jd_role_type_accuracy")},
     )
@@ -230,6 +236,10 @@ def run_training(
         (out / "model_card.md").write_text(card)
         mlflow.log_artifact(str(out / "model_card.md"))
         mlflow.log_artifacts(str(out / "model"), "model")
+        from jdlens.pyfunc import save_pyfunc
+
+        save_pyfunc(out / "model", out / "pyfunc", root / "configs" / "report.yaml")
+        mlflow.log_artifacts(str(out / "pyfunc"), "pyfunc")
         if (out / "adapter").exists():
             mlflow.log_artifacts(str(out / "adapter"), "adapter")
         if before_register:
