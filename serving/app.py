@@ -57,7 +57,9 @@ def _valid_unicode(text: str) -> str:
 _PY_RE = ConfigDict(regex_engine="python-re")
 JDText = Annotated[
     str,
-    Field(min_length=1, pattern=r"[^\W_]", description="the job description, plain text or markdown"),
+    # `\S`, not a word-character class: JSON Schema patterns are ECMA regexes, where `\w` is ASCII-only,
+    # so a Unicode-aware class would make the schema and the server disagree on text such as "Ø§".
+    Field(min_length=1, pattern=r"\S", description="the job description, plain text or markdown"),
     AfterValidator(_valid_unicode),
 ]
 Sentence = Annotated[
