@@ -53,6 +53,17 @@ def sentence_metrics(gold: list[dict[str, Any]], pred: list[dict[str, Any]]) -> 
     return out
 
 
+def expected_calibration_error(conf: np.ndarray, right: np.ndarray, bins: int = 10) -> float:
+    """|confidence - accuracy| averaged over equal-width confidence bins, weighted by bin size."""
+    edges = np.linspace(0, 1, bins + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            ece += m.mean() * abs(conf[m].mean() - right[m].mean())
+    return round(float(ece), 4)
+
+
 def calibration(y_true: list[str], pred: list[dict[str, Any]], bins: int = 10) -> dict[str, float]:
     """How far the top role probability is from being right that often: expected calibration error
     (10 equal-width bins) and the median top probability of the wrong predictions (overconfidence)."""
@@ -60,15 +71,9 @@ def calibration(y_true: list[str], pred: list[dict[str, Any]], bins: int = 10) -
         return {}
     conf = np.array([max(p["role_scores"].values()) for p in pred])
     right = np.array([p["role"] == t for p, t in zip(pred, y_true, strict=True)], dtype=float)
-    edges = np.linspace(0, 1, bins + 1)
-    ece = 0.0
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            ece += m.mean() * abs(conf[m].mean() - right[m].mean())
     wrong = conf[right == 0]
     return {
-        "role_ece": round(float(ece), 4),
+        "role_ece": expected_calibration_error(conf, right, bins),
         "median_confidence_wrong": round(float(np.median(wrong)), 4) if len(wrong) else 0.0,
         "median_confidence_right": round(float(np.median(conf[right == 1]) if right.any() else 0.0), 4),
     }

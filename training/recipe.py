@@ -249,16 +249,12 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray, binary: bool) -> fl
 
 
 def role_ece(role_logits: np.ndarray, roles: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of the top role probability (equal-width bins)."""
+    """Expected calibration error of the top role probability (the same measure `jdlens eval` reports)."""
+    from jdlens.evaluate import expected_calibration_error
+
     z = role_logits - role_logits.max(axis=1, keepdims=True)
     p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    conf, right = p.max(axis=1), (p.argmax(axis=1) == roles).astype(float)
-    ece = 0.0
-    for lo, hi in zip(np.linspace(0, 1, bins + 1)[:-1], np.linspace(0, 1, bins + 1)[1:], strict=True):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            ece += m.mean() * abs(conf[m].mean() - right[m].mean())
-    return round(float(ece), 4)
+    return expected_calibration_error(p.max(axis=1), (p.argmax(axis=1) == roles).astype(float), bins)
 
 
 def fold_temperature(model: torch.nn.Module, role_t: float, flag_t: float) -> None:

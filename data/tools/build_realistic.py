@@ -16,28 +16,17 @@ Usage: python data/tools/build_realistic.py data/_parts
 
 from __future__ import annotations
 
-import json
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from build_splits import assemble  # noqa: E402
+from build_splits import _read, _write, assemble  # noqa: E402
 
 from jdlens.datastore import MIN_WORDS_FOR_JD_OVERLAP  # noqa: E402
 from jdlens.overlap import find_overlaps  # noqa: E402
 from jdlens.records import check_jd, check_sentence, normalise  # noqa: E402
-
-
-def _read(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-
-
-def _write(path: Path, records: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-    print(f"wrote {len(records)} records to {path}")
 
 
 def _assemble_all(files: list[Path]) -> list[dict]:
