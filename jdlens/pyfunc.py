@@ -44,6 +44,15 @@ def signature() -> Any:
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
+def input_example() -> Any:
+    """A one-JD request frame saved with the model: MLflow checks it against the signature and shows it to
+    users of the registered model (and, without one, warns on every save)."""
+    import pandas as pd
+
+    text = "We are hiring an ML engineer to fine-tune, serve and monitor our ranking models. Python required."
+    return pd.DataFrame({"text": [text], "id": ["example"]})
+
+
 def predict_frame(engine: Any, frame: Any) -> Any:
     """The pyfunc's predict: a DataFrame with `text` (and `id`) -> the report columns, one row per input row."""
     import json
@@ -76,6 +85,7 @@ def save_pyfunc(model_dir: Path, dest: Path, report_config: Path | None = None) 
         artifacts=artifacts,
         code_paths=[str(package)],
         signature=signature(),
+        input_example=input_example(),
         pip_requirements=_requirements(),
     )
     return dest

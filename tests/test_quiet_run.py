@@ -47,3 +47,17 @@ def test_dataset_inputs_name_their_source(project: Path) -> None:
     local = [d.dataset for d in inputs if d.dataset.source_type == "local"]
     assert {d.name for d in local} >= {"sentences/train.jsonl", "jds/dev.jsonl"}
     assert all(d.source.startswith('{"uri": "file://') for d in local)
+
+
+def test_saving_the_pyfunc_is_quiet_and_keeps_its_example(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """MLflow warns on every save without an input example; jdlens saves one that matches the signature."""
+    from mlflow.models import Model
+
+    from jdlens.pyfunc import save_pyfunc
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dest = save_pyfunc(tiny_model_dir, tmp_path / "pyfunc")
+    assert not [w for w in caught if "input example" in str(w.message).lower()], [str(w.message) for w in caught]
+    example = Model.load(str(dest)).load_input_example(str(dest))
+    assert list(example.columns) == ["text", "id"] and example["text"].str.len().iloc[0] > 20

@@ -37,7 +37,14 @@ class TrainingArguments:
     label_smoothing: float = 0.0  # role cross-entropy label smoothing (a guard against overconfidence)
     length_bucketing: bool = True  # batches of similar token counts (less padding), in shuffled order
     device: str = "auto"  # "auto" (CUDA when present), "cpu" or "cuda"
-    precision: str = "auto"  # "auto" (bf16 autocast on CUDA, fp32 on CPU), "bf16" or "fp32"
+    # "auto": bf16 autocast on CUDA and on CPUs with native bf16 (AVX512_BF16 or AMX), fp32 elsewhere;
+    # "bf16" or "fp32" force one. Weights, optimizer state and the loss stay fp32 either way.
+    precision: str = "auto"
+    # AdamW implementation: "fused" (one kernel over all tensors), "foreach" or "loop" (torch's per-tensor one).
+    optimizer_impl: str = "fused"
+    lr_schedule: str = "linear"  # "linear" or "cosine" decay after the warm-up
+    eval_from_epoch: int = 1  # evaluate on the selection split from this epoch on (earlier ones are never best)
+    compile: bool = False  # torch.compile the model (pays only when its compile time is won back)
     num_threads: int = 0  # torch CPU threads (0: torch's default)
     register: bool = True  # register the run's model as a new version of `jdlens`
     run_name: str = ""
@@ -52,6 +59,10 @@ class TrainingArguments:
             raise ValueError("device must be auto, cpu or cuda")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError("precision must be auto, bf16 or fp32")
+        if self.optimizer_impl not in ("fused", "foreach", "loop"):
+            raise ValueError("optimizer_impl must be fused, foreach or loop")
+        if self.lr_schedule not in ("linear", "cosine"):
+            raise ValueError("lr_schedule must be linear or cosine")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
             raise ValueError("epochs and batch_size must be >= 1 and learning_rate > 0")
 

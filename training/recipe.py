@@ -1,7 +1,7 @@
 """The training recipe: LoRA (or full) fine-tuning of an encoder with one 8-logit head.
 
 Flat on purpose, in the torchtune manner: build model -> encode data -> loop over epochs -> evaluate
-on dev -> keep the best weights. Runs on CPU or CUDA (bf16 autocast), alone or under
+on dev -> keep the best weights. Runs on CPU or CUDA (bf16 autocast where the hardware multiplies bf16 natively), alone or under
 `torchrun --nproc_per_node=N` with DDP (nccl on GPUs, gloo on CPU), where every rank sees its own
 shard of each epoch (DistributedSampler) and DDP averages the gradients.
 """
@@ -68,6 +68,54 @@ def pick_device(args: TrainingArguments, dist_info: DistInfo) -> torch.device:
             raise RuntimeError("device=cuda but no CUDA device is available")
         return torch.device("cuda", dist_info.local_rank)
     return torch.device("cpu")
+
+
+def use_bf16(args: TrainingArguments, device: torch.device) -> bool:
+    """Whether the forward pass runs under bf16 autocast: forced by `precision`, else where it is fast
+    (CUDA with bf16, or a CPU with native bf16 dot products; see jdlens.hardware)."""
+    if args.precision != "auto":
+        return args.precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    from jdlens.hardware import cpu_has_fast_bf16
+
+    return cpu_has_fast_bf16()
+
+
+def make_optimizer(params: list[torch.nn.Parameter], args: TrainingArguments) -> torch.optim.Optimizer:
+    impl = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"foreach": False}}[args.optimizer_impl]
+    return torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay, **impl)
+
+
+def make_schedule(optim: torch.optim.Optimizer, args: TrainingArguments, total_steps: int) -> Any:
+    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    make = get_cosine_schedule_with_warmup if args.lr_schedule == "cosine" else get_linear_schedule_with_warmup
+    return make(optim, math.ceil(args.warmup_ratio * total_steps), total_steps)
+
+
+def train_step(
+    model: torch.nn.Module,
+    batch: dict[str, torch.Tensor],
+    optim: torch.optim.Optimizer,
+    params: list[torch.nn.Parameter],
+    role_w: torch.Tensor,
+    flag_pw: torch.Tensor,
+    args: TrainingArguments,
+    bf16: bool,
+) -> torch.Tensor:
+    """One optimizer step on one batch (the recipe and `python -m training.benchmark` share it); returns
+    the loss. Only the forward pass is autocast; the loss is computed in fp32 from the logits."""
+    role, flags = batch.pop("role"), batch.pop("flags")
+    device_type = role.device.type
+    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(**batch).logits
+    loss = compute_loss(logits, role, flags, role_w, flag_pw, args.label_smoothing)
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optim.step()
+    return loss.detach()
 
 
 def init_distributed() -> DistInfo:
@@ -282,7 +330,6 @@ def train(
 ) -> TrainResult:
     """Fine-tune and return the best classifier (by dev score). Only rank 0's result is meaningful."""
     from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
 
     from jdlens.evaluate import sentence_metrics
     from jdlens.model import sentence_predictions
@@ -293,7 +340,7 @@ def train(
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     device = pick_device(args, dist_info)
-    use_bf16 = device.type == "cuda" and args.precision in ("auto", "bf16")
+    bf16 = use_bf16(args, device)
 
     records = list(train_records)
     if args.max_train_examples:
@@ -310,12 +357,13 @@ def train(
         )
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=args.learning_rate, weight_decay=args.weight_decay)
+    optim = make_optimizer(params, args)
     steps_per_epoch = len(loader)
     total = steps_per_epoch * args.epochs
     if args.max_steps:
         total = min(total, args.max_steps)
-    sched = get_linear_schedule_with_warmup(optim, math.ceil(args.warmup_ratio * total), total)
+    sched = make_schedule(optim, args, total)
+    forward_model = torch.compile(model, dynamic=True) if args.compile else model
 
     result = TrainResult(classifier=None)  # type: ignore[arg-type]
     result.trainable_params = sum(p.numel() for p in params)
@@ -330,17 +378,11 @@ def train(
         losses = []
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            role, flags = batch.pop("role"), batch.pop("flags")
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                logits = model(**batch).logits
-            loss = compute_loss(logits, role, flags, role_w, flag_pw, args.label_smoothing)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optim.step()
+            n = len(batch["role"])
+            loss = train_step(forward_model, batch, optim, params, role_w, flag_pw, args, bf16)
             sched.step()
             step += 1
-            seen += len(role) * dist_info.world_size
+            seen += n * dist_info.world_size
             losses.append(loss.item())
             rate = seen / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", ex_s=f"{rate:.0f}")
@@ -348,7 +390,17 @@ def train(
                 break
         record = {"epoch": float(epoch), "train_loss": float(np.mean(losses)), "examples_per_second": rate}
         stop = torch.zeros(1)
-        if dist_info.is_main:
+        # Epochs before eval_from_epoch are not evaluated (their weights are never the best in practice);
+        # the last epoch always is, so a run always has a best state.
+        evaluate_now = (
+            epoch >= args.eval_from_epoch or epoch == args.epochs or bool(args.max_steps and step >= args.max_steps)
+        )
+        if dist_info.is_main and not evaluate_now:
+            print(f"epoch {epoch}: train_loss={record['train_loss']:.4f} (not evaluated)", flush=True)
+            if on_epoch:
+                on_epoch(record)
+        elif dist_info.is_main:
+            eval_start = time.perf_counter()
             clf = JDLensClassifier(unwrap(model), tokenizer, {"max_length": args.max_length})
             if dev_records:
                 texts = [r["text"] for r in dev_records]
@@ -364,6 +416,7 @@ def train(
                 )
             else:
                 score = -record["train_loss"]
+            record["eval_seconds"] = time.perf_counter() - eval_start
             if best_state is None or score > result.best_dev_score:
                 result.best_dev_score, result.best_epoch, bad_epochs = score, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in unwrap(model).state_dict().items()}
