@@ -76,7 +76,9 @@ def test_adamw_implementations_agree(tiny_encoder: Path) -> None:
         loader = recipe.make_loader(recipe.encode(tok, ROWS, args.max_length), tok, args, recipe.DistInfo())
         role_w, flag_pw = recipe.loss_weights(ROWS, args)
         params = [p for p in model.parameters() if p.requires_grad]
-        recipe.train_step(model, next(iter(loader)), recipe.make_optimizer(params, args), params, role_w, flag_pw, args, False)
+        recipe.train_step(
+            model, next(iter(loader)), recipe.make_optimizer(params, args), params, role_w, flag_pw, args, False
+        )
         results.append(torch.cat([p.detach().flatten() for p in params]))
     assert torch.allclose(results[0], results[1], atol=1e-6) and torch.allclose(results[0], results[2], atol=1e-6)
 
