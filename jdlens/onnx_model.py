@@ -133,7 +133,9 @@ def export_int8(model_folder: str | Path) -> Path:
     src = graph_path(model_folder, "fp32")
     if not src.is_file():
         export_fp32(model_folder)
-    keep = head_nodes(onnx.load(str(src), load_external_data=False).graph)
+    head = head_nodes(onnx.load(str(src), load_external_data=False).graph)
+    # quantize_dynamic first rewrites each Gemm as MatMul (named `<gemm>_MatMul`) + Add, so both names.
+    keep = head + [f"{name}_MatMul" for name in head]
     dest = graph_path(model_folder, "int8")
 
     def write(tmp: Path) -> None:
@@ -188,8 +190,11 @@ def cpu_count() -> int:
 class OnnxClassifier:
     """Sentence classifier over an ONNX graph in ONNX Runtime, with the interface of `JDLensClassifier`."""
 
-    def __init__(self, session: Any, tokenizer: Any, meta: dict[str, Any], precision: str) -> None:
+    def __init__(
+        self, session: Any, tokenizer: Any, meta: dict[str, Any], precision: str, folder: Path | None = None
+    ) -> None:
         self.session = session
+        self.folder = folder
         self.tokenizer = tokenizer
         self.meta = meta
         self.precision = precision
@@ -232,7 +237,7 @@ class OnnxClassifier:
         # batch ourselves (the saved tokenizer.json may carry other padding/truncation settings).
         tokenizer.no_padding()
         tokenizer.enable_truncation(max_length=int(meta.get("max_length", 128)))
-        clf = cls(session, tokenizer, meta, precision)
+        clf = cls(session, tokenizer, meta, precision, folder)
         clf.pad_id = tokenizer.token_to_id("[PAD]") or 0
         return clf
 
