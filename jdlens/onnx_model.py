@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -180,7 +181,11 @@ def export_onnx(model_folder: str | Path, int8: bool = True) -> dict[str, Path]:
 
 
 def cpu_count() -> int:
-    """Cores this process may run on (the affinity mask, not the machine's total)."""
+    """Threads for ONNX Runtime: the cores this process may run on (its affinity mask), or torch's thread
+    count when torch is already loaded and set (a Ray actor's 1 thread, the server's `torch_threads`)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return max(1, int(torch.get_num_threads()))
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:

@@ -76,7 +76,7 @@ def inputs(folder: Path, root: Path) -> tuple[Path, Path]:
 def time_command(code_dir: Path, args: list[str], env: dict[str, str]) -> float:
     """Wall seconds of `jdlens ARGS` run from `code_dir`'s code, in a new process (imports included)."""
     cmd = [sys.executable, "-c", "from jdlens.cli import main; main()", *args]
-    run_env = {**env, "PYTHONPATH": str(code_dir)}
+    run_env = {**env, "PYTHONPATH": str(code_dir), "JDLENS_HOME": str(code_dir)}  # its own configs/
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=code_dir, env=run_env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -92,7 +92,8 @@ def time_serve(code_dir: Path, env: dict[str, str], log: Path) -> float:
     port = free_port()
     cmd = [sys.executable, "-c", "from jdlens.cli import main; main()", "serve", "--host", "127.0.0.1"]
     cmd += ["--port", str(port)]
-    run_env = {**env, "PYTHONPATH": str(code_dir), "JDLENS_API_KEY": "bench", "JDLENS_ADMIN_KEY": "bench-admin"}
+    run_env = {**env, "PYTHONPATH": str(code_dir), "JDLENS_HOME": str(code_dir)}
+    run_env |= {"JDLENS_API_KEY": "bench", "JDLENS_ADMIN_KEY": "bench-admin"}
     url = f"http://127.0.0.1:{port}/ping"
     with running(cmd, url, log, env=run_env, cwd=code_dir, timeout=300, name="jdlens serve") as seconds:
         return seconds
