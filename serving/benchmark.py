@@ -469,7 +469,9 @@ def measure_in_process(
     predictors = {"torch_fp32": fp32, "onnx_fp32": ort32, "onnx_int8": ort8} | (
         {"torch_bf16": bf16} if bf16 is not None else {}
     )
-    accuracy = accuracy_by_split(predictors, root, settings.split_sentences, log)
+    # One torch thread: accuracy does not depend on it, and on a shared machine two spinning threads per
+    # process made torch (bf16 above all) many times slower.
+    accuracy = _one_thread(lambda: accuracy_by_split(predictors, root, settings.split_sentences, log))
     q8.update(
         {
             "how": "OnnxClassifier(onnx/model.int8.onnx): ORT quantize_dynamic, QInt8 per-channel, MatMul + "
