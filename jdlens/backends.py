@@ -13,6 +13,11 @@ realistic_test JDs, as `jdlens eval` computes them), writing `onnx/backends.json
 `drop_points` is the largest loss against torch fp32 over the splits, in points of macro-F1; a backend
 meets the limit when it loses at most `ACCURACY_LIMIT_POINTS` on every split. int8 is only ever chosen
 automatically with this evidence; fp32 ONNX computes the same function as torch fp32 and always qualifies.
+
+Training writes it for every new version. For a folder without it (a version registered earlier: its
+cached folder is `.jdlens/models/<store>/v<N>/model`):
+
+    python -m jdlens.backends MODEL_FOLDER
 """
 
 from __future__ import annotations
@@ -158,3 +163,28 @@ def measure_backends(
     path = backends_path(folder)
     path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from jdlens.config import repo_root
+
+    ap = argparse.ArgumentParser(
+        prog="python -m jdlens.backends", description="export ONNX graphs, write backends.json"
+    )
+    ap.add_argument("folder", type=Path, help="a jdlens model folder (model.safetensors, tokenizer.json, jdlens.json)")
+    args = ap.parse_args(argv)
+    if not (args.folder / "model.safetensors").is_file():
+        print(f"error: {args.folder} has no model.safetensors", file=sys.stderr)
+        return 2
+    info = measure_backends(args.folder, repo_root(), log=lambda m: print(m, file=sys.stderr, flush=True))
+    for name, entry in info["backends"].items():
+        print(f"{name}: worst-split loss {entry['drop_points']} points, meets the limit: {entry['meets_limit']}")
+    print(f"wrote {backends_path(args.folder)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -71,7 +71,7 @@ def load_predictor(
     offline_by_default()
     backend = backend or os.environ.get(BACKEND_ENV) or "auto"
     if backend not in BACKEND_CHOICES:
-        raise ValueError(f"unknown backend {backend!r} (${BACKEND_ENV} or --backend: {', '.join(BACKEND_CHOICES)})")
+        raise ValueError(f"unknown backend {backend!r} (${BACKEND_ENV}: one of {', '.join(BACKEND_CHOICES)})")
     if spec == "baseline:keywords":
         from jdlens.baselines import KeywordBaseline
 

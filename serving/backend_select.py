@@ -1,9 +1,10 @@
 """Which inference backend the server runs: `backend_precision` in configs/serve.yaml.
 
 - `auto` (default): among the CPU backends allowed by the accuracy evidence, the fastest in a short
-  start-up probe. ONNX fp32 always qualifies (it computes the same function as torch fp32, faster); ONNX
-  int8 only when the model folder's `onnx/backends.json` says it loses at most 0.5 points of role
-  macro-F1 on every split (`jdlens.backends`). On a CUDA machine: torch fp32 on the GPU.
+  start-up probe. ONNX fp32 always qualifies (it computes the same function as torch fp32); ONNX int8
+  and torch bf16 only when the model folder's `onnx/backends.json` says they lose at most 0.5 points of
+  role macro-F1 on every split (`jdlens.backends`), bf16 also only on a CPU with AVX512_BF16 or AMX.
+  On a CUDA machine: torch fp32 on the GPU.
 - `fp32`: ONNX fp32 (torch when the folder has no graph); `int8`: ONNX int8 (used even without evidence,
   with a warning); `bf16`: torch under bf16 autocast on CPUs with AVX512_BF16 or AMX (else torch fp32,
   with a note); `torch`: torch fp32.
@@ -105,39 +106,59 @@ def load_for_serving(spec: str, precision: str = "auto", load: Any = None, probe
     return chosen
 
 
-def _auto(fp32: Any, texts: list[str]) -> tuple[Any, str, dict[str, Any]]:
-    """ONNX fp32 and, with accuracy evidence, ONNX int8: the faster in a short probe."""
+def _candidates(fp32: Any, info: dict[str, Any] | None) -> tuple[list[Any], list[str]]:
+    """The backends `auto` may run besides ONNX fp32, and why each other one is left out. ONNX int8 and
+    torch bf16 need recorded evidence that they meet the accuracy limit; bf16 also a CPU with native bf16
+    (checked only then, since it imports torch, ~2 s of start-up)."""
     from jdlens import backends
     from jdlens.onnx_model import OnnxClassifier
 
+    entries = (info or {}).get("backends") or {}
+    out, skipped = [fp32], []
+    for backend in ("onnx-int8", "torch-bf16"):
+        entry = entries.get(backend) or {}
+        if not backends.meets_limit(info, backend):
+            skipped.append(
+                f"{backend} loses {entry['drop_points']} points > {backends.ACCURACY_LIMIT_POINTS}"
+                if "drop_points" in entry
+                else f"{backend}: no accuracy evidence"
+            )
+            continue
+        try:
+            if backend == "onnx-int8":
+                out.append(_identity(fp32, OnnxClassifier.load(fp32.folder, "int8")))
+            elif backends.bf16_supported():
+                out.append(_identity(fp32, backends.load_backend(fp32.folder, "torch-bf16")))
+            else:
+                skipped.append("torch-bf16: this CPU has no native bf16")
+        except (OSError, ValueError) as exc:
+            skipped.append(f"{backend} cannot be loaded ({exc})")
+    return out, skipped
+
+
+def _auto(fp32: Any, texts: list[str]) -> tuple[Any, str, dict[str, Any]]:
+    """ONNX fp32 and every backend with accuracy evidence (ONNX int8, torch bf16): the fastest in a short
+    start-up probe on the same sentences."""
+    from jdlens import backends
+
     info = backends.read_backends(fp32.folder)
-    figures: dict[str, Any] = {}
-    int8_entry = ((info or {}).get("backends") or {}).get("onnx-int8") or {}
-    if not backends.has_graph(fp32.folder, "int8"):
-        return fp32, "no int8 graph: ONNX fp32", figures
-    if not backends.meets_limit(info, "onnx-int8"):
-        why = (
-            f"int8 loses {int8_entry['drop_points']} points > {backends.ACCURACY_LIMIT_POINTS}"
-            if "drop_points" in int8_entry
-            else "no accuracy evidence for int8 (onnx/backends.json)"
-        )
-        return fp32, f"{why}: ONNX fp32", figures
-    try:
-        int8 = _identity(fp32, OnnxClassifier.load(fp32.folder, "int8"))
-    except (OSError, ValueError) as exc:
-        return fp32, f"the int8 graph cannot be loaded ({exc}): ONNX fp32", figures
-    rates = {c.backend: probe_rate(c, texts) for c in (fp32, int8)}
+    candidates, skipped = _candidates(fp32, info)
+    left_out = f"; left out: {', '.join(skipped)}" if skipped else ""
+    if len(candidates) == 1:
+        return fp32, f"the only candidate: ONNX fp32{left_out}", {}
+    rates = {c.backend: probe_rate(c, texts) for c in candidates}
+    entries = (info or {}).get("backends") or {}
     figures = {
         "probe_sentences_per_s": {k: round(v, 1) for k, v in rates.items()},
         "probe_sentences": len(texts),
-        "int8_drop_points": int8_entry.get("drop_points"),
+        "drop_points": {c.backend: (entries.get(c.backend) or {}).get("drop_points", 0.0) for c in candidates},
         "limit_points": backends.ACCURACY_LIMIT_POINTS,
     }
-    best = max((fp32, int8), key=lambda c: rates[c.backend])
+    best = max(candidates, key=lambda c: rates[c.backend])
+    drops = ", ".join(f"{k} {v}" for k, v in figures["drop_points"].items() if k != "onnx-fp32")
     reason = (
-        f"fastest in a start-up probe ({', '.join(f'{k} {v:.0f} sent/s' for k, v in rates.items())}); int8 loses "
-        f"at most {int8_entry.get('drop_points')} points of role macro-F1 on every split "
-        f"(limit {backends.ACCURACY_LIMIT_POINTS})"
+        f"fastest in a start-up probe ({', '.join(f'{k} {v:.0f} sent/s' for k, v in rates.items())}); worst-split "
+        f"loss of role macro-F1 vs torch fp32 in points: {drops} (limit {backends.ACCURACY_LIMIT_POINTS}){left_out}"
     )
     return best, reason, figures
 

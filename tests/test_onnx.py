@@ -113,10 +113,10 @@ def test_auto_picks_int8_only_with_evidence(onnx_dir: Path, tmp_path: Path) -> N
     shutil.copytree(onnx_dir, folder)
     backends.backends_path(folder).unlink(missing_ok=True)
     chosen = load_for_serving(str(folder), "auto")
-    assert chosen.backend == "onnx-fp32" and "no accuracy evidence" in chosen.backend_choice["reason"]
+    assert chosen.backend == "onnx-fp32" and "onnx-int8: no accuracy evidence" in chosen.backend_choice["reason"]
     _write_evidence(folder, 0.9)
     chosen = load_for_serving(str(folder), "auto")
-    assert chosen.backend == "onnx-fp32" and "loses 0.9 points" in chosen.backend_choice["reason"]
+    assert chosen.backend == "onnx-fp32" and "onnx-int8 loses 0.9 points" in chosen.backend_choice["reason"]
     backends.backends_path(folder).write_text("{not json")
     assert load_for_serving(str(folder), "auto").backend == "onnx-fp32"
     _write_evidence(folder, 0.2)
@@ -176,3 +176,9 @@ def test_cold_cli_with_a_fresh_cache_imports_no_torch(project: Path, tiny_model_
     report = json.loads(out.stdout[: out.stdout.rindex("HEAVY")])
     assert report["model"]["version"] == "1"
     assert out.stdout.strip().endswith("HEAVY []"), out.stdout[-300:]
+
+
+def test_backends_command_refuses_a_folder_without_weights(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert backends.main([str(tmp_path)]) == 2
+    assert "has no model.safetensors" in capsys.readouterr().err
+    assert not (tmp_path / "onnx").exists()
