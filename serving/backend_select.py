@@ -3,7 +3,8 @@
 - `auto` (default): among the CPU backends allowed by the accuracy evidence, the fastest in a short
   start-up probe. ONNX fp32 always qualifies (it computes the same function as torch fp32); ONNX int8
   and torch bf16 only when the model folder's `onnx/backends.json` says they lose at most 0.5 points of
-  role macro-F1 on every split (`jdlens.backends`), bf16 also only on a CPU with AVX512_BF16 or AMX.
+  role macro-F1 on every split (`jdlens.backends`); bf16 also only on a CPU with AVX512_BF16 or AMX and
+  when the speeds recorded with that evidence put it ahead of the ONNX candidates (it imports torch).
   On a CUDA machine: torch fp32 on the GPU.
 - `fp32`: ONNX fp32 (torch when the folder has no graph); `int8`: ONNX int8 (used even without evidence,
   with a warning); `bf16`: torch under bf16 autocast on CPUs with AVX512_BF16 or AMX (else torch fp32,
@@ -124,6 +125,14 @@ def _candidates(fp32: Any, info: dict[str, Any] | None) -> tuple[list[Any], list
                 else f"{backend}: no accuracy evidence"
             )
             continue
+        if backend == "torch-bf16":
+            # Loading torch costs ~3 s of start-up (the /ping budget is 10 s): probe bf16 only when the
+            # speeds recorded with the evidence (one run, one machine) put it ahead of the ONNX candidates.
+            onnx_rates = [(entries.get(c.backend) or {}).get("sentences_per_s", 0.0) for c in out]
+            recorded = entry.get("sentences_per_s", 0.0)
+            if recorded < max(onnx_rates):
+                skipped.append(f"torch-bf16 recorded {recorded} sent/s, below {max(onnx_rates)} for ONNX")
+                continue
         try:
             if backend == "onnx-int8":
                 out.append(_identity(fp32, OnnxClassifier.load(fp32.folder, "int8")))

@@ -182,3 +182,26 @@ def test_backends_command_refuses_a_folder_without_weights(tmp_path: Path, capsy
     assert backends.main([str(tmp_path)]) == 2
     assert "has no model.safetensors" in capsys.readouterr().err
     assert not (tmp_path / "onnx").exists()
+
+
+def test_auto_probes_bf16_only_with_evidence_that_it_could_win(onnx_dir: Path, tmp_path: Path) -> None:
+    from serving.backend_select import load_for_serving
+
+    folder = tmp_path / "m"
+    shutil.copytree(onnx_dir, folder)
+    entries = {
+        "onnx-fp32": {"drop_points": 0.0, "meets_limit": True, "sentences_per_s": 100.0},
+        "onnx-int8": {"drop_points": 0.1, "meets_limit": True, "sentences_per_s": 200.0},
+        "torch-bf16": {"drop_points": 0.1, "meets_limit": True, "sentences_per_s": 150.0},
+    }
+    backends.backends_path(folder).write_text(json.dumps({"backends": entries}))
+    chosen = load_for_serving(str(folder), "auto")
+    assert "torch-bf16 recorded 150.0 sent/s, below 200.0" in chosen.backend_choice["reason"]
+    assert "torch-bf16" not in chosen.backend_choice["figures"]["probe_sentences_per_s"]
+    entries["torch-bf16"]["sentences_per_s"] = 300.0
+    backends.backends_path(folder).write_text(json.dumps({"backends": entries}))
+    choice = load_for_serving(str(folder), "auto").backend_choice
+    if backends.bf16_supported():
+        assert "torch-bf16" in choice["figures"]["probe_sentences_per_s"]
+    else:
+        assert "no native bf16" in choice["reason"]
