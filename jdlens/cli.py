@@ -68,11 +68,11 @@ def _jsonl_rows(file: str, need: tuple[str, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-def _load(model: str, quantize: str | None = None) -> Any:
+def _load(model: str, quantize: str | None = None, backend: str | None = None) -> Any:
     from jdlens.predictors import load_predictor
 
     try:
-        return load_predictor(model, quantize=quantize)
+        return load_predictor(model, quantize=quantize, backend=backend)
     except (ValueError, LookupError, FileNotFoundError) as exc:
         fail(str(exc))
 
@@ -426,7 +426,7 @@ def export(
     if format != "hf":
         fail("only --format hf is supported")
     try:
-        path = export_hf(_load(model), out)
+        path = export_hf(_load(model, backend="torch"), out)  # re-saves the torch weights
     except ValueError as exc:
         fail(str(exc))
     typer.echo(

@@ -59,10 +59,13 @@ class JDLensClassifier:
         self.version = self.meta.get("version")
         self.batch_size = 32
         self.max_length = int(self.meta.get("max_length", 128))
+        self.bf16 = False  # bf16 autocast around the forward pass (`quantize='bf16'`)
+        self.backend = "torch-fp32"
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, quantize: str | None = None) -> JDLensClassifier:
-        """Load a saved folder; `quantize='int8'` applies torch dynamic int8 quantisation to Linear layers."""
+        """Load a saved folder; `quantize='int8'` applies torch dynamic int8 quantisation to Linear layers,
+        `quantize='bf16'` runs the forward pass under bf16 autocast (weights stay fp32)."""
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -85,11 +88,14 @@ class JDLensClassifier:
             model = torch.ao.quantization.quantize_dynamic(
                 model, dict.fromkeys(encoder_linears, qconfig), dtype=torch.qint8
             )
-        elif quantize:
-            raise ValueError(f"unknown quantize mode {quantize!r} (use 'int8' or nothing)")
+        elif quantize and quantize != "bf16":
+            raise ValueError(f"unknown quantize mode {quantize!r} (use 'int8', 'bf16' or nothing)")
         if device:
             model.to(device)
-        return cls(model, tokenizer, meta)
+        clf = cls(model, tokenizer, meta)
+        clf.bf16 = quantize == "bf16"
+        clf.backend = f"torch-{quantize or 'fp32'}"
+        return clf
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -113,7 +119,7 @@ class JDLensClassifier:
         rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
         order = sorted(range(len(texts)), key=lambda i: len(rows[i]["input_ids"]))
         out = np.zeros((len(texts), len(ID2LABEL)), dtype=np.float32)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.bf16):
             for b in range(0, len(order), self.batch_size):
                 idx = order[b : b + self.batch_size]
                 batch = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)

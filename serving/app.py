@@ -451,6 +451,8 @@ def create_app(state: ServiceState) -> FastAPI:
             "aliases": info.get("aliases", []),
             "metrics": meta.get("metrics", {}),
             "flag_thresholds": engine.predictor.flag_thresholds,
+            "backend": getattr(engine.predictor, "backend_choice", None)
+            or {"backend": getattr(engine.predictor, "backend", None)},
             "batchSize": cfg.max_batch_size,
             "maxBatchDelay": cfg.max_batch_delay_ms,
             "maxQueueSentences": cfg.max_queue_sentences,

@@ -88,9 +88,9 @@ def make_loader(cfg: ServeConfig, backend: str, vllm_url: str | None) -> Any:
     def load(spec: str) -> Any:
         if backend == "vllm":
             return vllm_predictor(spec, vllm_url or "")
-        from jdlens.predictors import load_predictor
+        from serving.backend_select import load_for_serving
 
-        return load_predictor(spec, quantize=cfg.quantize or None)
+        return load_for_serving(spec, cfg.precision())
 
     return load
 
@@ -124,6 +124,10 @@ def serve(model: str, cfg: ServeConfig, backend: str = "local", vllm_url: str | 
     state = build_state(model, cfg, backend, vllm_url)
     info = state.engine.model_info
     print(f"jdlens: serving {info['name']} version {info['version']} ({backend} backend)", flush=True)
+    if backend != "vllm":
+        from serving.backend_select import describe_choice
+
+        print(f"jdlens: {describe_choice(state.engine.predictor)}", flush=True)
     print(f"jdlens: reviewer key (feedback) from {api_key()[1]}; admin key (reload) from {admin_key()[1]}", flush=True)
     docs = "API docs at /docs" if cfg.docs else "OpenAPI schema at /openapi.json"
     print(f"jdlens: open http://{cfg.host}:{cfg.port}/  ({docs})", flush=True)

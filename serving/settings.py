@@ -19,13 +19,21 @@ class ServeConfig:
     max_chars_per_sentence: int = 1000
     max_jds_per_batch: int = 32
     max_instances_per_request: int = 512
-    quantize: str = ""
+    # auto | fp32 | int8 | bf16 | torch: the inference backend (serving/backend_select.py).
+    backend_precision: str = "auto"
+    quantize: str = ""  # old configs: `quantize: int8` means backend_precision int8 (now ONNX Runtime int8)
     torch_threads: int = 0
     # Host names this server answers to (DNS-rebinding defence); "*" turns the check off (behind a proxy
     # that checks Host itself). The bind address is added when it is a specific one.
     allowed_hosts: list[str] = field(default_factory=lambda: ["127.0.0.1", "localhost", "::1"])
     docs: bool = False  # /docs and /redoc load their scripts from a CDN, so they are off unless asked for
     graceful_shutdown_s: float = 30.0  # SIGTERM: finish in-flight requests for at most this long
+
+    def precision(self) -> str:
+        """The backend asked for, with an old config's `quantize: int8` read as `backend_precision: int8`."""
+        if self.quantize == "int8" and self.backend_precision == "auto":
+            return "int8"
+        return self.backend_precision
 
     def validate(self) -> None:
         """Check each limit and the limits against each other, so that every request the limits allow
@@ -34,6 +42,10 @@ class ServeConfig:
             raise ValueError("max_batch_size must be >= 1 and max_queue_sentences >= max_batch_size")
         if self.quantize not in ("", "int8"):
             raise ValueError("quantize must be '' or 'int8'")
+        from serving.backend_select import PRECISIONS
+
+        if self.backend_precision not in PRECISIONS:
+            raise ValueError(f"backend_precision must be one of {', '.join(PRECISIONS)}")
         for name in (
             "max_body_bytes",
             "max_text_chars",

@@ -66,8 +66,13 @@ def test_quick_benchmark_writes_every_section(
     for key in ("gflop_per_sentence", "matmul_gflop_per_s", "floor_sentences_per_s", "engine_fraction_of_floor"):
         assert fl[key] > 0, key
     assert "4 * T^2 * H" in fl["formula"]
-    assert q8["vs_fp32"] > 0 and q8["f1_sentences"] == 40
-    assert 0 <= q8["role_macro_f1_fp32"] <= 1 and 0 <= q8["role_macro_f1_int8"] <= 1
+    assert q8["vs_fp32"] > 0 and r["onnx_fp32"]["sentences_per_s"] > 0 and fl["onnx_fp32_fraction_of_floor"] > 0
+    assert r["onnx_fp32"]["max_abs_prob_diff_vs_torch_fp32"] < 1e-3  # the same function as torch fp32
+    acc = r["accuracy"]
+    assert {"test", "test_jds", "dev_jds", "realistic_test_jds"} <= set(acc["splits"])
+    assert set(acc["role_macro_f1"]) >= {"torch_fp32", "onnx_fp32", "onnx_int8"}
+    assert q8["worst_drop_points"] == max(acc["drop_points"]["onnx_int8"].values())
+    assert 0 <= q8["role_macro_f1_int8"]["test"] <= 1
 
     svc = r["service"]
     assert [x["concurrency"] for x in svc["levels"]] == [1, 4]

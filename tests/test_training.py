@@ -51,6 +51,9 @@ def test_two_runs_make_champion_and_challenger(project: Path, tiny_encoder: Path
     assert {"model", "adapter", "confusion_matrix.png", "model_card.md", "eval.json"} <= artifacts
     model_files = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "model")}
     assert "model.safetensors" in model_files and not any(f.endswith((".bin", ".pt", ".pkl")) for f in model_files)
+    # The ONNX graphs and their accuracy evidence travel with the model (and so into the local cache).
+    onnx_files = {Path(a.path).name for a in client.list_artifacts(mv.run_id, "model/onnx")}
+    assert {"model.fp32.onnx", "model.int8.onnx", "backends.json"} <= onnx_files
 
     listing = cli("models")
     assert "champion" in listing and "challenger" in listing

@@ -49,6 +49,9 @@ class TrainingArguments:
     register: bool = True  # register the run's model as a new version of `jdlens`
     run_name: str = ""
     evaluate_test: bool = True  # log the final `jdlens eval` metrics on the test splits
+    # export the ONNX fp32/int8 graphs and measure every inference backend's role macro-F1 on every split
+    # (the model folder's onnx/backends.json: the evidence `jdlens serve` needs before it runs int8)
+    onnx_backends: bool = True
 
     def validate(self) -> None:
         if self.method not in ("lora", "full"):

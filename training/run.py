@@ -235,11 +235,17 @@ def run_training(
         (out / "model" / "README.md").write_text(card)
         (out / "model_card.md").write_text(card)
         mlflow.log_artifact(str(out / "model_card.md"))
-        mlflow.log_artifacts(str(out / "model"), "model")
         from jdlens.pyfunc import save_pyfunc
 
-        save_pyfunc(out / "model", out / "pyfunc", root / "configs" / "report.yaml")
+        save_pyfunc(out / "model", out / "pyfunc", root / "configs" / "report.yaml")  # torch: no ONNX graphs
         mlflow.log_artifacts(str(out / "pyfunc"), "pyfunc")
+        if args.onnx_backends:
+            from jdlens.backends import measure_backends
+
+            backends = measure_backends(out / "model", root)  # graphs + backends.json, logged with the model
+            for name, entry in backends["backends"].items():
+                mlflow.log_metric(f"backend_{name.replace('-', '_')}_drop_points", entry["drop_points"])
+        mlflow.log_artifacts(str(out / "model"), "model")
         if (out / "adapter").exists():
             mlflow.log_artifacts(str(out / "adapter"), "adapter")
         if before_register:
