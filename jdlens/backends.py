@@ -65,18 +65,10 @@ def has_graph(folder: str | Path, precision: str) -> bool:
 
 
 def bf16_supported() -> bool:
-    """CPU bf16 autocast pays only with native bf16 instructions (AVX512_BF16 or AMX); guarded, since these
-    are private torch helpers that may move."""
-    import torch
+    """Whether torch bf16 is worth measuring and serving here (the same probe training uses)."""
+    from jdlens.hardware import cpu_has_fast_bf16
 
-    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        fn = getattr(torch.cpu, probe, None)
-        try:
-            if fn is not None and fn():
-                return True
-        except Exception:  # noqa: BLE001, S112 - a private helper changed: treat as unsupported
-            continue
-    return False
+    return cpu_has_fast_bf16()
 
 
 def load_backend(folder: str | Path, backend: str, threads: int = 0) -> Any:
