@@ -107,8 +107,13 @@ def measure_backends(
     root: Path,
     backends: tuple[str, ...] | None = None,
     log: Any = None,
+    reference_f1: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Export the ONNX graphs (when missing) and write `onnx/backends.json` (see the module docstring)."""
+    """Export the ONNX graphs (when missing) and write `onnx/backends.json` (see the module docstring).
+
+    `reference_f1` ({split: role macro-F1} of torch fp32 on exactly these splits, e.g. from the training run's
+    own evaluation of the same weights) saves scoring every sentence once more with torch fp32; it is used
+    only when it names every split."""
     from jdlens.evaluate import sentence_metrics
     from jdlens.model import sentence_predictions
     from jdlens.onnx_model import export_fp32, export_int8
@@ -133,7 +138,11 @@ def measure_backends(
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "backends": {},
     }
+    if reference_f1 is not None and set(reference_f1) == set(splits):
+        result["backends"][REFERENCE] = {"f1": dict(reference_f1), "from": "the training run's evaluation"}
     for backend in dict.fromkeys((REFERENCE, *backends)):
+        if backend in result["backends"]:
+            continue
         predictor = load_backend(folder, backend)
         predictor.predict_proba(texts[:32])  # warm-up (ORT and oneDNN plan on first use)
         start = time.perf_counter()

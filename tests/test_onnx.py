@@ -154,6 +154,17 @@ def test_measure_backends_writes_evidence_for_every_split(onnx_dir: Path, projec
     assert int8["meets_limit"] == (int8["drop_points"] <= 0.5)
     assert backends.read_backends(folder) == json.loads(json.dumps(info))
 
+    # The training run passes torch fp32's F1 from its own evaluation: the same evidence, one pass fewer.
+    reused = backends.measure_backends(
+        folder, project, backends=("onnx-int8",), reference_f1=info["backends"]["torch-fp32"]["f1"]
+    )
+    assert "from" in reused["backends"]["torch-fp32"] and "sentences_per_s" not in reused["backends"]["torch-fp32"]
+    assert reused["backends"]["onnx-int8"]["drop_points"] == int8["drop_points"]
+    # A reference that misses a split is not trusted: torch fp32 is scored again.
+    partial = {"test": info["backends"]["torch-fp32"]["f1"]["test"]}
+    again = backends.measure_backends(folder, project, backends=("onnx-int8",), reference_f1=partial)
+    assert again["backends"]["torch-fp32"]["f1"] == info["backends"]["torch-fp32"]["f1"]
+
 
 @pytest.mark.integration
 def test_cold_cli_with_a_fresh_cache_imports_no_torch(project: Path, tiny_model_dir: Path) -> None:

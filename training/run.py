@@ -242,7 +242,13 @@ def run_training(
         if args.onnx_backends:
             from jdlens.backends import measure_backends
 
-            backends = measure_backends(out / "model", root)  # graphs + backends.json, logged with the model
+            # torch fp32's role macro-F1 on each split was measured just above on the same weights and sets
+            reference = {
+                f"{n}_jds": r["jd_sentences"]["role_macro_f1"] for n, r in results.items() if "jd_sentences" in r
+            }
+            if "sentences" in results.get("test", {}):
+                reference["test"] = results["test"]["sentences"]["role_macro_f1"]
+            backends = measure_backends(out / "model", root, reference_f1=reference)  # graphs + backends.json
             for name, entry in backends["backends"].items():
                 mlflow.log_metric(f"backend_{name.replace('-', '_')}_drop_points", entry["drop_points"])
         mlflow.log_artifacts(str(out / "model"), "model")
