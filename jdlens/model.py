@@ -47,7 +47,24 @@ def split_logits(logits: Any) -> tuple[np.ndarray, np.ndarray]:
     return roles, flags
 
 
-class JDLensClassifier:
+class LogitsClassifier:
+    """`predict_proba` and `predict` from a subclass's `logits(texts)` and `flag_thresholds`: the part every
+    backend (torch here, ONNX Runtime in jdlens.onnx_model) shares."""
+
+    flag_thresholds: dict[str, float]
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        return split_logits(self.logits(texts))
+
+    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
+        role_p, flag_p = self.predict_proba(texts)
+        return sentence_predictions(texts, role_p, flag_p, self.flag_thresholds)
+
+
+class JDLensClassifier(LogitsClassifier):
     """Sentence classifier over a sequence-classification encoder (`predict`, `predict_proba`, `save`, `load`)."""
 
     def __init__(self, model: Any, tokenizer: Any, meta: dict[str, Any] | None = None) -> None:
@@ -125,10 +142,3 @@ class JDLensClassifier:
                 batch = self.tokenizer.pad([rows[i] for i in idx], return_tensors="pt").to(device)
                 out[idx] = self.model(**batch).logits.float().cpu().numpy()
         return out
-
-    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return split_logits(self.logits(texts))
-
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        role_p, flag_p = self.predict_proba(texts)
-        return sentence_predictions(texts, role_p, flag_p, self.flag_thresholds)

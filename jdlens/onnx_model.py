@@ -33,7 +33,7 @@ import numpy as np
 
 from jdlens.labels import FLAGS, ID2LABEL
 from jdlens.markdown_text import clean_markdown
-from jdlens.model import META_FILE, sentence_predictions, split_logits
+from jdlens.model import META_FILE, LogitsClassifier
 
 ONNX_DIR = "onnx"
 PRECISIONS = ("fp32", "int8")
@@ -200,7 +200,7 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-class OnnxClassifier:
+class OnnxClassifier(LogitsClassifier):
     """Sentence classifier over an ONNX graph in ONNX Runtime, with the interface of `JDLensClassifier`."""
 
     def __init__(
@@ -276,10 +276,3 @@ class OnnxClassifier:
             feed = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
             out[idx] = self.session.run(["logits"], {k: v for k, v in feed.items() if k in self.input_names})[0]
         return out
-
-    def predict_proba(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        return split_logits(self.logits(texts))
-
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        role_p, flag_p = self.predict_proba(texts)
-        return sentence_predictions(texts, role_p, flag_p, self.flag_thresholds)
