@@ -205,6 +205,7 @@ def run_training(
         if args.evaluate_test:
             splits += [("test", store.sentences("test"), store.jds("test"))]
             splits += [("realistic_test", [], store.jds("realistic_test"))]
+        print(f"evaluating on {', '.join(n for n, s, j in splits if s or j)}", flush=True)
         for name, sents, jds in splits:
             if not sents and not jds:
                 continue
@@ -248,6 +249,7 @@ def run_training(
             }
             if "sentences" in results.get("test", {}):
                 reference["test"] = results["test"]["sentences"]["role_macro_f1"]
+            print("exporting ONNX graphs (fp32, int8) and measuring each inference backend on every split", flush=True)
             backends = measure_backends(out / "model", root, reference_f1=reference)  # graphs + backends.json
             for name, entry in backends["backends"].items():
                 mlflow.log_metric(f"backend_{name.replace('-', '_')}_drop_points", entry["drop_points"])
