@@ -143,15 +143,8 @@ class DataStore:
             writes: list[tuple[Path, list[dict[str, Any]]]] = []
             for target, planned in result.pending:
                 existing = self._load(str(target.relative_to(self.data))) if target.exists() else []
-                key = _key_for(target)
-                seen = {key(r) for r in existing}
-                fresh = []
-                for r in planned:
-                    if key(r) in seen:
-                        result.skipped_duplicates += 1
-                        continue
-                    seen.add(key(r))
-                    fresh.append(r)
+                fresh = _new_records(target, existing, planned)
+                result.skipped_duplicates += len(planned) - len(fresh)
                 writes.append((target, fresh))
             append_all_atomically(self.data, [(t, rows) for t, rows in writes if rows])
             for target, fresh in writes:
@@ -201,15 +194,8 @@ class DataStore:
             if problems:
                 result.problems += problems
                 continue
-            key = _key_for(target)
-            seen = {key(r) for r in existing}
-            fresh = []
-            for r in new:
-                if key(r) in seen:
-                    result.skipped_duplicates += 1
-                    continue
-                seen.add(key(r))
-                fresh.append(r)
+            fresh = _new_records(target, existing, new)
+            result.skipped_duplicates += len(new) - len(fresh)
             result.pending.append((target, fresh))
         return result
 
@@ -218,6 +204,18 @@ def _record_lines(file: Path) -> list[int]:
     """Line numbers of the non-blank lines, in order (records map to them one to one once valid)."""
     with file.open(encoding="utf-8") as fh:
         return [no for no, raw in enumerate(fh, 1) if raw.strip()]
+
+
+def _new_records(target: Path, existing: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of `new` that are neither in `existing` nor repeated earlier in `new` (by `target`'s key)."""
+    key = _key_for(target)
+    seen = {key(r) for r in existing}
+    fresh = []
+    for r in new:
+        if key(r) not in seen:
+            seen.add(key(r))
+            fresh.append(r)
+    return fresh
 
 
 def _key_for(target: Path) -> Any:
