@@ -47,11 +47,23 @@ def split_logits(logits: Any) -> tuple[np.ndarray, np.ndarray]:
     return roles, flags
 
 
-class LogitsClassifier:
-    """`predict_proba` and `predict` from a subclass's `logits(texts)` and `flag_thresholds`: the part every
-    backend (torch here, ONNX Runtime in jdlens.onnx_model) shares."""
+def read_meta(folder: Path) -> dict[str, Any]:
+    """A saved model folder's `jdlens.json` (thresholds, max_length, name, metrics), or {} without one."""
+    path = folder / META_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
 
-    flag_thresholds: dict[str, float]
+
+class LogitsClassifier:
+    """What every backend (torch here, ONNX Runtime in jdlens.onnx_model) shares: the settings read from the
+    model's meta, and `predict_proba` / `predict` from a subclass's `logits(texts)`."""
+
+    def __init__(self, meta: dict[str, Any] | None) -> None:
+        self.meta = meta or {}
+        self.flag_thresholds: dict[str, float] = {f: 0.5 for f in FLAGS} | self.meta.get("flag_thresholds", {})
+        self.name = self.meta.get("name", "jdlens")
+        self.version = self.meta.get("version")
+        self.batch_size = 32
+        self.max_length = int(self.meta.get("max_length", 128))
 
     def logits(self, texts: list[str]) -> np.ndarray:
         raise NotImplementedError
@@ -68,14 +80,9 @@ class JDLensClassifier(LogitsClassifier):
     """Sentence classifier over a sequence-classification encoder (`predict`, `predict_proba`, `save`, `load`)."""
 
     def __init__(self, model: Any, tokenizer: Any, meta: dict[str, Any] | None = None) -> None:
+        super().__init__(meta)
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.meta = meta or {}
-        self.flag_thresholds: dict[str, float] = {f: 0.5 for f in FLAGS} | self.meta.get("flag_thresholds", {})
-        self.name = self.meta.get("name", "jdlens")
-        self.version = self.meta.get("version")
-        self.batch_size = 32
-        self.max_length = int(self.meta.get("max_length", 128))
         self.bf16 = False  # bf16 autocast around the forward pass (`quantize='bf16'`)
         self.backend = "torch-fp32"
 
@@ -89,7 +96,7 @@ class JDLensClassifier(LogitsClassifier):
         path = Path(path)
         if not (path / "model.safetensors").exists():
             raise FileNotFoundError(f"{path} has no model.safetensors (jdlens loads weights from safetensors only)")
-        meta = json.loads((path / META_FILE).read_text()) if (path / META_FILE).exists() else {}
+        meta = read_meta(path)
         model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
         tokenizer = AutoTokenizer.from_pretrained(path)
         if quantize == "int8":

@@ -20,7 +20,6 @@ numpy, and has the same interface as `JDLensClassifier` (`logits`, `predict_prob
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
@@ -31,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from jdlens.labels import FLAGS, ID2LABEL
+from jdlens.labels import ID2LABEL
 from jdlens.markdown_text import clean_markdown
-from jdlens.model import META_FILE, LogitsClassifier
+from jdlens.model import LogitsClassifier, read_meta
 
 ONNX_DIR = "onnx"
 PRECISIONS = ("fp32", "int8")
@@ -154,24 +153,21 @@ def export_int8(model_folder: str | Path) -> Path:
         level = root.level
         root.setLevel(logging.ERROR)
         try:
-            _quantize(tmp)
+            quantize_dynamic(
+                str(src),
+                str(tmp),
+                per_channel=True,
+                weight_type=QuantType.QInt8,
+                nodes_to_exclude=keep,
+                # The encoder's matmuls and fused attention only: quantising the embedding table too
+                # (QEmbedLayerNormalization) cost accuracy and bought no speed on the jdlens model.
+                op_types_to_quantize=["MatMul", "Attention"],
+                # The fused ops (Attention, SkipLayerNormalization) are in ORT's own domain, where ONNX shape
+                # inference gives no types: their tensors are fp32.
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
         finally:
             root.setLevel(level)
-
-    def _quantize(tmp: Path) -> None:
-        quantize_dynamic(
-            str(src),
-            str(tmp),
-            per_channel=True,
-            weight_type=QuantType.QInt8,
-            nodes_to_exclude=keep,
-            # The encoder's matmuls and fused attention only: quantising the embedding table too
-            # (QEmbedLayerNormalization) cost accuracy and bought no speed on the jdlens model.
-            op_types_to_quantize=["MatMul", "Attention"],
-            # The fused ops (Attention, SkipLayerNormalization) are in ORT's own domain, where ONNX shape
-            # inference gives no types: their tensors are fp32.
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
 
     _atomic_save(write, dest)
     return dest
@@ -206,16 +202,11 @@ class OnnxClassifier(LogitsClassifier):
     def __init__(
         self, session: Any, tokenizer: Any, meta: dict[str, Any], precision: str, folder: Path | None = None
     ) -> None:
+        super().__init__(meta)
         self.session = session
         self.folder = folder
         self.tokenizer = tokenizer
-        self.meta = meta
         self.precision = precision
-        self.flag_thresholds: dict[str, float] = {f: 0.5 for f in FLAGS} | meta.get("flag_thresholds", {})
-        self.name = meta.get("name", "jdlens")
-        self.version = meta.get("version")
-        self.batch_size = 32
-        self.max_length = int(meta.get("max_length", 128))
         self.input_names = {i.name for i in session.get_inputs()}
         self.backend = f"onnx-{precision}"
         self.pad_id = 0
@@ -233,7 +224,7 @@ class OnnxClassifier(LogitsClassifier):
             raise FileNotFoundError(f"{folder} has no ONNX graph {path.relative_to(folder)}")
         if not (folder / "tokenizer.json").is_file():
             raise FileNotFoundError(f"{folder} has no tokenizer.json (the ONNX path tokenises with `tokenizers`)")
-        meta = json.loads((folder / META_FILE).read_text()) if (folder / META_FILE).exists() else {}
+        meta = read_meta(folder)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or cpu_count()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -249,8 +240,8 @@ class OnnxClassifier(LogitsClassifier):
         # The same work as JDLensClassifier: truncate to max_length (longest_first, right side), pad per
         # batch ourselves (the saved tokenizer.json may carry other padding/truncation settings).
         tokenizer.no_padding()
-        tokenizer.enable_truncation(max_length=int(meta.get("max_length", 128)))
         clf = cls(session, tokenizer, meta, precision, folder)
+        tokenizer.enable_truncation(max_length=clf.max_length)
         clf.pad_id = tokenizer.token_to_id("[PAD]") or 0
         return clf
 
