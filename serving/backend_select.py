@@ -112,7 +112,6 @@ def _candidates(fp32: Any, info: dict[str, Any] | None) -> tuple[list[Any], list
     torch bf16 need recorded evidence that they meet the accuracy limit; bf16 also a CPU with native bf16
     (checked only then, since it imports torch, ~2 s of start-up)."""
     from jdlens import backends
-    from jdlens.onnx_model import OnnxClassifier
 
     entries = (info or {}).get("backends") or {}
     out, skipped = [fp32], []
@@ -133,13 +132,11 @@ def _candidates(fp32: Any, info: dict[str, Any] | None) -> tuple[list[Any], list
             if recorded < max(onnx_rates):
                 skipped.append(f"torch-bf16 recorded {recorded} sent/s, below {max(onnx_rates)} for ONNX")
                 continue
+        if backend == "torch-bf16" and not backends.bf16_supported():
+            skipped.append("torch-bf16: this CPU has no native bf16")
+            continue
         try:
-            if backend == "onnx-int8":
-                out.append(_identity(fp32, OnnxClassifier.load(fp32.folder, "int8")))
-            elif backends.bf16_supported():
-                out.append(_identity(fp32, backends.load_backend(fp32.folder, "torch-bf16")))
-            else:
-                skipped.append("torch-bf16: this CPU has no native bf16")
+            out.append(_identity(fp32, backends.load_backend(fp32.folder, backend)))
         except (OSError, ValueError) as exc:
             skipped.append(f"{backend} cannot be loaded ({exc})")
     return out, skipped
