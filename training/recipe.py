@@ -1,9 +1,9 @@
 """The training recipe: LoRA (or full) fine-tuning of an encoder with one 8-logit head.
 
 Flat on purpose, in the torchtune manner: build model -> encode data -> loop over epochs -> evaluate
-on dev -> keep the best weights. Runs on CPU or CUDA (bf16 autocast where the hardware multiplies bf16 natively), alone or under
-`torchrun --nproc_per_node=N` with DDP (nccl on GPUs, gloo on CPU), where every rank sees its own
-shard of each epoch (DistributedSampler) and DDP averages the gradients.
+on dev -> keep the best weights. Runs on CPU or CUDA (bf16 autocast where the hardware multiplies bf16
+natively), alone or under `torchrun --nproc_per_node=N` with DDP (nccl on GPUs, gloo on CPU), where
+every rank sees its own shard of each epoch (DistributedSampler) and DDP averages the gradients.
 """
 
 from __future__ import annotations
@@ -106,10 +106,10 @@ def train_step(
 ) -> torch.Tensor:
     """One optimizer step on one batch (the recipe and `python -m training.benchmark` share it); returns
     the loss. Only the forward pass is autocast; the loss is computed in fp32 from the logits."""
-    role, flags = batch.pop("role"), batch.pop("flags")
-    device_type = role.device.type
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(**batch).logits
+    role, flags = batch["role"], batch["flags"]
+    inputs = {k: v for k, v in batch.items() if k not in ("role", "flags")}
+    with torch.autocast(role.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(**inputs).logits
     loss = compute_loss(logits, role, flags, role_w, flag_pw, args.label_smoothing)
     optim.zero_grad(set_to_none=True)
     loss.backward()
@@ -378,11 +378,10 @@ def train(
         losses = []
         for batch in bar:
             batch = {k: v.to(device) for k, v in batch.items()}
-            n = len(batch["role"])
             loss = train_step(forward_model, batch, optim, params, role_w, flag_pw, args, bf16)
             sched.step()
             step += 1
-            seen += n * dist_info.world_size
+            seen += len(batch["role"]) * dist_info.world_size
             losses.append(loss.item())
             rate = seen / (time.perf_counter() - t0)
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", ex_s=f"{rate:.0f}")
