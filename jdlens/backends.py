@@ -102,6 +102,15 @@ def evaluation_splits(root: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def reference_from_evaluation(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """torch fp32's role macro-F1 per evidence split (the names `evaluation_splits` gives) from
+    `jdlens.evaluate.evaluate` results keyed by split: the sentence test split and each JD split's gold sentences."""
+    out = {f"{name}_jds": r["jd_sentences"]["role_macro_f1"] for name, r in results.items() if "jd_sentences" in r}
+    if "sentences" in results.get("test", {}):
+        out["test"] = results["test"]["sentences"]["role_macro_f1"]
+    return out
+
+
 def measure_backends(
     folder: str | Path,
     root: Path,

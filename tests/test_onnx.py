@@ -154,7 +154,18 @@ def test_measure_backends_writes_evidence_for_every_split(onnx_dir: Path, projec
     assert int8["meets_limit"] == (int8["drop_points"] <= 0.5)
     assert backends.read_backends(folder) == json.loads(json.dumps(info))
 
-    # The training run passes torch fp32's F1 from its own evaluation: the same evidence, one pass fewer.
+    # The training run passes torch fp32's F1 from its own evaluation: the same numbers, one pass fewer.
+    from jdlens.datastore import DataStore
+    from jdlens.evaluate import evaluate
+    from jdlens.report import load_report_config
+
+    store, cfg = DataStore(project), load_report_config()
+    torch_clf = backends.load_backend(folder, "torch-fp32")
+    results = {"test": evaluate(torch_clf, store.sentences("test"), store.jds("test"), cfg)}
+    for split in ("dev", "realistic_dev", "realistic_test"):
+        if store.jds(split):
+            results[split] = evaluate(torch_clf, [], store.jds(split), cfg)
+    assert backends.reference_from_evaluation(results) == info["backends"]["torch-fp32"]["f1"]
     reused = backends.measure_backends(
         folder, project, backends=("onnx-int8",), reference_f1=info["backends"]["torch-fp32"]["f1"]
     )

@@ -241,18 +241,18 @@ def run_training(
         save_pyfunc(out / "model", out / "pyfunc", root / "configs" / "report.yaml")  # torch: no ONNX graphs
         mlflow.log_artifacts(str(out / "pyfunc"), "pyfunc")
         if args.onnx_backends:
-            from jdlens.backends import measure_backends
+            from jdlens.backends import measure_backends, reference_from_evaluation
 
-            # torch fp32's role macro-F1 on each split was measured just above on the same weights and sets
-            reference = {
-                f"{n}_jds": r["jd_sentences"]["role_macro_f1"] for n, r in results.items() if "jd_sentences" in r
-            }
-            if "sentences" in results.get("test", {}):
-                reference["test"] = results["test"]["sentences"]["role_macro_f1"]
             print("exporting ONNX graphs (fp32, int8) and measuring each inference backend on every split", flush=True)
+            # torch fp32's role macro-F1 on each split was measured just above, on the same weights and sets
+            reference = reference_from_evaluation(results)
             backends = measure_backends(out / "model", root, reference_f1=reference)  # graphs + backends.json
-            for name, entry in backends["backends"].items():
-                mlflow.log_metric(f"backend_{name.replace('-', '_')}_drop_points", entry["drop_points"])
+            mlflow.log_metrics(
+                {
+                    f"backend_{n.replace('-', '_')}_drop_points": e["drop_points"]
+                    for n, e in backends["backends"].items()
+                }
+            )
         mlflow.log_artifacts(str(out / "model"), "model")
         if (out / "adapter").exists():
             mlflow.log_artifacts(str(out / "adapter"), "adapter")
